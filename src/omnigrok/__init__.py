@@ -1,0 +1,7 @@
+"""Omnigrok, reproduced: data, models, weight-norm tools and one ensemble-first trainer.
+
+A companion to Liu, Michaud & Tegmark, "Omnigrok: Grokking Beyond Algorithmic Data"
+(ICLR 2023). The notebooks in ``notebooks/`` only call this package.
+"""
+
+__version__ = "0.1.0"
