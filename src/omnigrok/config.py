@@ -1,0 +1,289 @@
+"""Frozen, validated records that describe a run completely.
+
+A run is the unit of the paper's experiments (Omnigrok, Sec. 2-4): a task, a model, an optimizer
+setting, an initialization scale α, an optional norm constraint, a number of steps and a seed.
+Every value is checked in the constructor, so a bad parameter fails here with a message naming
+it, long before it reaches torch. The records hash to the key the results store files a run
+under (``run_key``), so two equal configs always share their results.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+TASKS = ("mnist", "teacher_student", "modadd")
+LOSSES = ("mse", "ce")
+ACTIVATIONS = ("relu", "tanh")
+DTYPES = ("float32", "float64")
+CONSTRAINTS = ("none", "init", "fixed")
+
+
+def _fail(name: str, value: Any, allowed: str) -> None:
+    raise ValueError(f"{name} must be {allowed}, got {value!r}")
+
+
+def check_int(name: str, value: Any, minimum: int | None = None, maximum: int | None = None) -> int:
+    """Return ``value`` as an int, or raise a one-line error naming ``name``.
+
+    Integral floats (``10.0``) are accepted because papermill and YAML produce them; bools,
+    strings and fractional floats are not.
+    """
+    bounds = []
+    if minimum is not None:
+        bounds.append(f">= {minimum}")
+    if maximum is not None:
+        bounds.append(f"<= {maximum}")
+    allowed = "an integer" + (" " + " and ".join(bounds) if bounds else "")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        _fail(name, value, allowed)
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        _fail(name, value, allowed)
+    value = int(value)
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        _fail(name, value, allowed)
+    return value
+
+
+def check_float(
+    name: str,
+    value: Any,
+    *,
+    positive: bool = False,
+    nonnegative: bool = False,
+    open_unit: bool = False,
+) -> float:
+    """Return ``value`` as a finite float, or raise a one-line error naming ``name``."""
+    if positive:
+        allowed = "a positive finite number"
+    elif nonnegative:
+        allowed = "a non-negative finite number"
+    elif open_unit:
+        allowed = "a number strictly between 0 and 1"
+    else:
+        allowed = "a finite number"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        _fail(name, value, allowed)
+    value = float(value)
+    if not math.isfinite(value):
+        _fail(name, value, allowed)
+    if positive and value <= 0:
+        _fail(name, value, allowed)
+    if nonnegative and value < 0:
+        _fail(name, value, allowed)
+    if open_unit and not 0 < value < 1:
+        _fail(name, value, allowed)
+    return value
+
+
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    """Return ``value`` if it is one of ``choices``, else a one-line error naming ``name``."""
+    if not isinstance(value, str) or value not in choices:
+        _fail(name, value, "one of " + ", ".join(repr(c) for c in choices))
+    return value
+
+
+def _set(obj: Any, name: str, value: Any) -> None:
+    # Frozen dataclasses normalise their own fields (e.g. 10 -> 10.0) in __post_init__.
+    object.__setattr__(obj, name, value)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Which data a run trains on.
+
+    ``mnist``: the first ``n_train`` training images, all 10k test images (paper Sec. 3.1).
+    ``teacher_student``: a fixed random 5-100-100-5 tanh teacher, ``n_train``/``n_test``
+    inputs from N(0, I) (paper Fig. 2). ``modadd``: pairs (a, b) -> (a + b) mod ``p``, a random
+    ``train_frac`` of all pairs for training (Nanda et al.; paper Sec. 3.3).
+    ``data_seed`` fixes the teacher, the inputs and the split, and nothing else.
+    """
+
+    name: str
+    n_train: int = 1000
+    n_test: int = 0
+    p: int = 113
+    train_frac: float = 0.3
+    data_seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_choice("task", self.name, TASKS)
+        _set(self, "n_train", check_int("n_train", self.n_train, minimum=1, maximum=60000))
+        _set(self, "n_test", check_int("n_test", self.n_test, minimum=0, maximum=1_000_000))
+        _set(self, "p", check_int("p", self.p, minimum=2, maximum=100_000))
+        _set(self, "train_frac", check_float("train_frac", self.train_frac, open_unit=True))
+        _set(self, "data_seed", check_int("data_seed", self.data_seed, minimum=0))
+
+
+@dataclass(frozen=True)
+class MLPSpec:
+    """A fully connected network ``widths[0] -> ... -> widths[-1]`` (paper Sec. 3.1: MNIST
+    uses 784-200-200-10 ReLU, teacher-student 5-100-100-5 tanh), PyTorch's default init."""
+
+    widths: tuple[int, ...]
+    activation: str = "relu"
+    kind: str = field(default="mlp", init=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.widths, tuple | list) or len(self.widths) < 2:
+            _fail("widths", self.widths, "a sequence of at least two layer widths")
+        _set(self, "widths", tuple(check_int("widths", w, minimum=1) for w in self.widths))
+        check_choice("activation", self.activation, ACTIVATIONS)
+
+
+@dataclass(frozen=True)
+class TransformerSpec:
+    """Nanda et al.'s one-layer transformer for modular addition (paper Sec. 3.3): learned
+    positional embeddings, ReLU MLP, no LayerNorm, logits read at the last position."""
+
+    d_vocab: int = 114
+    n_ctx: int = 3
+    d_model: int = 128
+    n_heads: int = 4
+    d_mlp: int = 512
+    kind: str = field(default="transformer", init=False)
+
+    def __post_init__(self) -> None:
+        for name in ("d_vocab", "n_ctx", "d_model", "n_heads", "d_mlp"):
+            _set(self, name, check_int(name, getattr(self, name), minimum=1))
+        if self.d_model % self.n_heads:
+            _fail("n_heads", self.n_heads, f"a divisor of d_model={self.d_model}")
+
+    @property
+    def d_head(self) -> int:
+        return self.d_model // self.n_heads
+
+
+ModelSpec = MLPSpec | TransformerSpec
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training run, completely.
+
+    Fields split in two groups. *Shape* fields (task, model, steps, batch size, loss, betas,
+    eps, dtype, logging density) must agree for runs that train together as one stacked
+    ensemble; *value* fields (seed, lr, weight decay, α, constraint) may differ run by run.
+
+    ``constraint``: ``none``; ``init`` holds the weight norm at its value right after scaling
+    by α (α·w0, paper Sec. 2 "reduced landscape"); ``fixed`` holds it at ``target_norm``
+    (paper Sec. 3: "constrained" runs). Projection happens after every optimizer step.
+    ``batch_size=None`` means full batch. ``seed`` fixes the init and the batch order.
+    """
+
+    task: TaskSpec
+    model: MLPSpec | TransformerSpec
+    steps: int
+    batch_size: int | None = None
+    loss: str = "mse"
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    init_scale: float = 1.0
+    constraint: str = "none"
+    target_norm: float | None = None
+    seed: int = 0
+    dtype: str = "float32"
+    n_log: int = 250
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.task, TaskSpec):
+            _fail("task", self.task, "a TaskSpec")
+        if not isinstance(self.model, MLPSpec | TransformerSpec):
+            _fail("model", self.model, "an MLPSpec or a TransformerSpec")
+        _set(self, "steps", check_int("steps", self.steps, minimum=1))
+        if self.batch_size is not None:
+            _set(self, "batch_size", check_int("batch_size", self.batch_size, minimum=1))
+            if self.batch_size > self.task.n_train and self.task.name != "modadd":
+                _fail("batch_size", self.batch_size, f"at most n_train={self.task.n_train}")
+        check_choice("loss", self.loss, LOSSES)
+        _set(self, "lr", check_float("lr", self.lr, positive=True))
+        if not isinstance(self.betas, tuple | list) or len(self.betas) != 2:
+            _fail("betas", self.betas, "a pair of numbers in [0, 1)")
+        betas = tuple(check_float("betas", b, nonnegative=True) for b in self.betas)
+        if any(b >= 1 for b in betas):
+            _fail("betas", self.betas, "a pair of numbers in [0, 1)")
+        _set(self, "betas", betas)
+        _set(self, "eps", check_float("eps", self.eps, positive=True))
+        _set(self, "weight_decay", check_float("weight_decay", self.weight_decay, nonnegative=True))
+        _set(self, "init_scale", check_float("init_scale", self.init_scale, positive=True))
+        check_choice("constraint", self.constraint, CONSTRAINTS)
+        if self.constraint == "fixed":
+            _set(self, "target_norm", check_float("target_norm", self.target_norm, positive=True))
+        elif self.target_norm is not None:
+            _fail("target_norm", self.target_norm, f"None when constraint={self.constraint!r}")
+        _set(self, "seed", check_int("seed", self.seed, minimum=0, maximum=2**31 - 1))
+        check_choice("dtype", self.dtype, DTYPES)
+        _set(self, "n_log", check_int("n_log", self.n_log, minimum=2))
+        self._check_task_model()
+
+    def _check_task_model(self) -> None:
+        model, task = self.model, self.task
+        if task.name == "modadd":
+            if not isinstance(model, TransformerSpec):
+                _fail("model", model.kind, "'transformer' for task 'modadd'")
+            if model.d_vocab < task.p + 1:
+                _fail("d_vocab", model.d_vocab, f">= p + 1 = {task.p + 1} (the '=' token)")
+        else:
+            if not isinstance(model, MLPSpec):
+                _fail("model", model.kind, f"'mlp' for task {task.name!r}")
+            d_in, d_out = (784, 10) if task.name == "mnist" else (5, 5)
+            if model.widths[0] != d_in or model.widths[-1] != d_out:
+                _fail("widths", model.widths, f"starting at {d_in} and ending at {d_out}")
+
+    # -- grouping -------------------------------------------------------------------------
+    def shape(self) -> tuple:
+        """What runs must share to train as one stacked ensemble."""
+        return (
+            self.task,
+            self.model,
+            self.steps,
+            self.batch_size,
+            self.loss,
+            self.betas,
+            self.eps,
+            self.dtype,
+            self.n_log,
+        )
+
+    def replace(self, **changes: Any) -> RunConfig:
+        """A copy with ``changes`` applied (and validated)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict; the input of ``run_key``."""
+        d = dataclasses.asdict(self)
+        d["model"]["kind"] = self.model.kind
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        d = dict(d)
+        model = dict(d.pop("model"))
+        kind = model.pop("kind")
+        spec = MLPSpec(widths=tuple(model["widths"]), activation=model["activation"])
+        if kind == "transformer":
+            spec = TransformerSpec(**model)
+        return cls(task=TaskSpec(**d.pop("task")), model=spec, betas=tuple(d.pop("betas")), **d)
+
+
+def run_key(config: RunConfig, version: str | None = None) -> str:
+    """Hash of a run's whole config and the package version: its name in the store.
+
+    The version is part of the key because a change in the code may change the curves.
+    """
+    from omnigrok import __version__
+
+    payload = {"config": config.to_dict(), "version": version or __version__}
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def describe(config: RunConfig) -> Literal["constrained", "unconstrained"]:
+    """The word the book uses for a run's regime."""
+    return "unconstrained" if config.constraint == "none" else "constrained"

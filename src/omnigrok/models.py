@@ -1,0 +1,151 @@
+"""Stacked models: K runs' parameters along a leading run axis, one forward for all.
+
+Each model is a pair of functions, ``init_*`` (parameters for K runs, run k drawn from its own
+generator so it never depends on which runs share the stack) and ``*_forward`` (inputs for K
+runs -> outputs ``[K, B, n_out]``). Parameters are plain leaf tensors in an ordered dict; the
+weight-norm tools and the optimizer treat them as one flat vector per run.
+
+Inits follow the paper (Sec. 3): the MLPs use PyTorch's default ``nn.Linear`` init, the
+transformer Nanda et al.'s (every matrix randn/sqrt(d_model), the unembedding randn/sqrt(d_vocab),
+zero biases). Scaling by α happens afterwards, in ``omnigrok.norms``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+from omnigrok.config import MLPSpec, TransformerSpec
+
+Params = dict[str, torch.Tensor]
+
+
+def _generators(seeds: Sequence[int]) -> list[torch.Generator]:
+    # One generator per run; the offset keeps init streams apart from batch-order streams.
+    return [torch.Generator().manual_seed(1_000_003 * int(s) + 17) for s in seeds]
+
+
+def _stack(draw, gens: list[torch.Generator], device, dtype) -> torch.Tensor:
+    # Draw on the CPU in float64 for every device and precision: the same seed then gives the
+    # same init everywhere, and float32 runs are the float64 init rounded.
+    return torch.stack([draw(g) for g in gens]).to(device=device, dtype=dtype)
+
+
+def init_mlp(spec: MLPSpec, seeds: Sequence[int], device="cpu", dtype=torch.float32) -> Params:
+    """PyTorch's default ``nn.Linear`` init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and
+    biases (kaiming_uniform with a=sqrt(5)), for each run. Weights are stored ``[K, in, out]``."""
+    gens = _generators(seeds)
+    params: Params = {}
+    for i, (d_in, d_out) in enumerate(zip(spec.widths[:-1], spec.widths[1:], strict=True)):
+        bound = 1.0 / math.sqrt(d_in)
+
+        def uniform(shape, bound=bound):
+            return lambda g: (torch.rand(shape, generator=g, dtype=torch.float64) * 2 - 1) * bound
+
+        params[f"layer{i}.weight"] = _stack(uniform((d_in, d_out)), gens, device, dtype)
+        params[f"layer{i}.bias"] = _stack(uniform((d_out,)), gens, device, dtype)
+    return params
+
+
+_ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh}
+
+
+def mlp_forward(params: Params, x: torch.Tensor, activation: str = "relu") -> torch.Tensor:
+    """``x``: ``[B, d_in]`` shared by every run, or ``[K, B, d_in]``; returns ``[K, B, d_out]``."""
+    act = _ACTIVATIONS[activation]
+    n_layers = len(params) // 2
+    h = x
+    for i in range(n_layers):
+        w, b = params[f"layer{i}.weight"], params[f"layer{i}.bias"]
+        if h.dim() == 2:
+            # A shared input: one wide GEMM [B, in] @ [in, K*out] beats K small ones.
+            k, d_in, d_out = w.shape
+            h = (h @ w.permute(1, 0, 2).reshape(d_in, k * d_out)).view(-1, k, d_out)
+            h = h.transpose(0, 1) + b.unsqueeze(1)
+        else:
+            h = torch.baddbmm(b.unsqueeze(1), h, w)
+        if i < n_layers - 1:
+            h = act(h)
+    return h
+
+
+def init_transformer(
+    spec: TransformerSpec, seeds: Sequence[int], device="cpu", dtype=torch.float32
+) -> Params:
+    """Nanda et al.'s init for each run. Layouts follow their code (``W_Q: [H, d_head, d_model]``,
+    ``W_in: [d_mlp, d_model]``...), with the run axis in front."""
+    d, h, dh, dm, dv = spec.d_model, spec.n_heads, spec.d_head, spec.d_mlp, spec.d_vocab
+    gens = _generators(seeds)
+
+    def randn(shape, scale):
+        return lambda g: torch.randn(shape, generator=g, dtype=torch.float64) / math.sqrt(scale)
+
+    def zeros(shape):
+        return lambda g: torch.zeros(shape, dtype=torch.float64)
+
+    layout = {
+        "W_E": randn((d, dv), d),
+        "W_pos": randn((spec.n_ctx, d), d),
+        "W_Q": randn((h, dh, d), d),
+        "W_K": randn((h, dh, d), d),
+        "W_V": randn((h, dh, d), d),
+        "W_O": randn((d, h * dh), d),
+        "W_in": randn((dm, d), d),
+        "b_in": zeros((dm,)),
+        "W_out": randn((d, dm), d),
+        "b_out": zeros((d,)),
+        "W_U": randn((d, dv), dv),
+    }
+    return {name: _stack(draw, gens, device, dtype) for name, draw in layout.items()}
+
+
+def _embed(params: Params, tokens: torch.Tensor) -> torch.Tensor:
+    w_e = params["W_E"].transpose(1, 2)  # [K, d_vocab, d_model]
+    if tokens.dim() == 2:
+        x = w_e[:, tokens]
+    else:
+        x = w_e[torch.arange(w_e.shape[0], device=tokens.device)[:, None, None], tokens]
+    return x + params["W_pos"][:, None]  # [K, B, n_ctx, d_model]
+
+
+def transformer_forward(params: Params, tokens: torch.Tensor) -> torch.Tensor:
+    """Logits at the last position, ``[K, B, d_vocab]``; ``tokens``: ``[B, n_ctx]`` shared, or
+    ``[K, B, n_ctx]``.
+
+    Only the last position feeds the logits, so only its query, its attention output and its
+    MLP are computed; keys and values still come from every position. Under the causal mask
+    the last position sees all positions, so this is exactly Nanda et al.'s model at that
+    position (``omnigrok.reference.NandaTransformer`` computes every position; tests compare).
+    """
+    x = _embed(params, tokens)
+    n_heads, d_head = params["W_Q"].shape[1], params["W_Q"].shape[2]
+    q = torch.einsum("kbd,khed->kbhe", x[:, :, -1], params["W_Q"])
+    k = torch.einsum("kbpd,khed->kbhpe", x, params["W_K"])
+    v = torch.einsum("kbpd,khed->kbhpe", x, params["W_V"])
+    scores = torch.einsum("kbhe,kbhpe->kbhp", q, k) / math.sqrt(d_head)
+    z = torch.einsum("kbhp,kbhpe->kbhe", scores.softmax(dim=-1), v)
+    z = z.reshape(*z.shape[:2], n_heads * d_head)
+    resid = x[:, :, -1] + torch.bmm(z, params["W_O"].transpose(1, 2))
+    hidden = torch.relu(
+        torch.baddbmm(params["b_in"][:, None], resid, params["W_in"].transpose(1, 2))
+    )
+    resid = resid + torch.baddbmm(params["b_out"][:, None], hidden, params["W_out"].transpose(1, 2))
+    return torch.bmm(resid, params["W_U"])
+
+
+def init_params(
+    spec: MLPSpec | TransformerSpec, seeds: Sequence[int], device="cpu", dtype=torch.float32
+) -> Params:
+    """Standard (α = 1) init of ``spec`` for one run per seed."""
+    if isinstance(spec, MLPSpec):
+        return init_mlp(spec, seeds, device, dtype)
+    return init_transformer(spec, seeds, device, dtype)
+
+
+def forward(spec: MLPSpec | TransformerSpec, params: Params, x: torch.Tensor) -> torch.Tensor:
+    """Outputs ``[K, B, n_out]`` of the stacked model ``spec``."""
+    if isinstance(spec, MLPSpec):
+        return mlp_forward(params, x, spec.activation)
+    return transformer_forward(params, x)

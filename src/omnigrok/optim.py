@@ -1,0 +1,70 @@
+"""AdamW for stacked parameters, with a learning rate and a weight decay per run.
+
+``torch.optim.AdamW`` takes one lr and one weight decay per parameter group; an ensemble of runs
+with different values along the run axis needs them as tensors. This is the same algorithm
+(Loshchilov & Hutter's decoupled weight decay, as the paper uses), written op for op as
+PyTorch's single-tensor implementation so that it agrees with it to rounding (tested).
+Runs whose ``active`` flag is off are frozen: their parameters do not move.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from omnigrok.models import Params
+from omnigrok.norms import _per_run
+
+
+class StackedAdamW:
+    """AdamW over ``params`` (name -> ``[K, ...]``) with per-run ``lr`` and ``weight_decay``."""
+
+    def __init__(
+        self,
+        params: Params,
+        lr: torch.Tensor,
+        weight_decay: torch.Tensor,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
+        self.params = params
+        self.lr, self.weight_decay = lr, weight_decay
+        self.betas, self.eps = betas, eps
+        self.step_count = 0
+        self.exp_avg = {n: torch.zeros_like(p) for n, p in params.items()}
+        self.exp_avg_sq = {n: torch.zeros_like(p) for n, p in params.items()}
+
+    @torch.no_grad()
+    def step(self, active: torch.Tensor) -> None:
+        """One AdamW step for the runs where ``active`` (``[K]`` bool) is set."""
+        self.step_count += 1
+        beta1, beta2 = self.betas
+        bias_correction1 = 1 - beta1**self.step_count
+        bias_correction2_sqrt = (1 - beta2**self.step_count) ** 0.5
+        lr = torch.where(active, self.lr, torch.zeros_like(self.lr))
+        decay = 1 - lr * self.weight_decay
+        step_size = lr / bias_correction1
+        for name, p in self.params.items():
+            grad = p.grad
+            if grad is None:
+                continue
+            # A frozen run may carry NaN gradients; keep them out of its moments.
+            grad = torch.where(_per_run(p, active), grad, torch.zeros_like(grad))
+            p.mul_(_per_run(p, decay))
+            m, v = self.exp_avg[name], self.exp_avg_sq[name]
+            m.lerp_(grad, 1 - beta1)
+            v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+            denom = (v.sqrt() / bias_correction2_sqrt).add_(self.eps)
+            p.sub_(_per_run(p, step_size) * (m / denom))
+
+    def zero_grad(self) -> None:
+        for p in self.params.values():
+            p.grad = None
+
+    def state_dict(self) -> dict:
+        return {"step": self.step_count, "exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step_count = int(state["step"])
+        for name in self.params:
+            self.exp_avg[name].copy_(state["exp_avg"][name])
+            self.exp_avg_sq[name].copy_(state["exp_avg_sq"][name])

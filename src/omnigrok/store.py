@@ -1,0 +1,134 @@
+"""The results store: a run's curves filed under the hash of its whole config.
+
+``<root>/<key[:2]>/<key>/curves.npz`` holds the curves (and final weights when kept),
+``meta.json`` the config, the package version and the SHA-256 of the npz. The same two
+functions (``ResultStore.path`` via ``run_key``) serve the writer and every reader, so a path
+can never drift between them. Writes are atomic (temporary file, then ``os.replace``); a
+result whose checksum or metadata does not match is reported, deleted and trained again.
+The root is ``$OMNIGROK_RESULTS``, else ``~/.cache/omnigrok/results``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from omnigrok import __version__
+from omnigrok.config import RunConfig, run_key
+from omnigrok.train import RunResult
+
+RESULTS_ENV = "OMNIGROK_RESULTS"
+
+
+def default_root() -> Path:
+    return Path(os.environ.get(RESULTS_ENV) or Path.home() / ".cache" / "omnigrok" / "results")
+
+
+def atomic_write_bytes(data: bytes, path: Path) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(buffer.getvalue(), path)
+
+
+class CorruptResult(Exception):
+    """A stored result that fails its checksum or cannot be read."""
+
+
+class ResultStore:
+    """Runs' results keyed by ``run_key(config)``."""
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root) if root is not None else default_root()
+
+    def path(self, config: RunConfig) -> Path:
+        key = run_key(config)
+        return self.root / key[:2] / key
+
+    def checkpoint_path(self, configs: list[RunConfig]) -> Path:
+        """Where a stack of runs checkpoints: keyed by the runs it holds, in order."""
+        key = hashlib.sha256("".join(run_key(c) for c in configs).encode()).hexdigest()[:24]
+        return self.root / "checkpoints" / f"{key}.pt"
+
+    def save(self, result: RunResult) -> Path:
+        """File ``result`` under its config's key (curves first, then the metadata naming
+        their checksum, so a reader never accepts curves without matching metadata)."""
+        folder = self.path(result.config)
+        arrays = {"steps": result.steps, **{f"m:{n}": v for n, v in result.metrics.items()}}
+        if result.weights is not None:
+            arrays.update({f"w:{n}": v for n, v in result.weights.items()})
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **arrays)
+        blob = buffer.getvalue()
+        meta = {
+            "config": result.config.to_dict(),
+            "version": __version__,
+            "key": run_key(result.config),
+            "sha256": hashlib.sha256(blob).hexdigest(),
+            "diverged_at": result.diverged_at,
+            "timing": result.timing,
+        }
+        atomic_write_bytes(blob, folder / "curves.npz")
+        atomic_write_bytes(json.dumps(meta, indent=1).encode(), folder / "meta.json")
+        return folder
+
+    def load(self, config: RunConfig, need_weights: bool = False) -> RunResult | None:
+        """The stored result of ``config``, or None. A corrupt one is removed with a warning."""
+        folder = self.path(config)
+        if not folder.exists():
+            return None
+        try:
+            result = self._read(config, folder)
+        except CorruptResult as err:
+            warnings.warn(
+                f"stored result {folder} is corrupt ({err}); removing it, it will be recomputed",
+                stacklevel=2,
+            )
+            shutil.rmtree(folder, ignore_errors=True)
+            return None
+        if need_weights and result.weights is None:
+            return None
+        return result
+
+    def _read(self, config: RunConfig, folder: Path) -> RunResult:
+        try:
+            meta = json.loads((folder / "meta.json").read_text())
+            blob = (folder / "curves.npz").read_bytes()
+        except (OSError, ValueError) as err:
+            raise CorruptResult(f"unreadable: {err}") from err
+        if hashlib.sha256(blob).hexdigest() != meta.get("sha256"):
+            raise CorruptResult("checksum mismatch")
+        if meta.get("config") != config.to_dict():
+            raise CorruptResult("metadata names another config")
+        with np.load(io.BytesIO(blob)) as npz:
+            arrays = {n: npz[n] for n in npz.files}
+        metrics = {n[2:]: v for n, v in arrays.items() if n.startswith("m:")}
+        weights = {n[2:]: v for n, v in arrays.items() if n.startswith("w:")} or None
+        return RunResult(
+            config, arrays["steps"], metrics, meta["diverged_at"], weights, meta.get("timing", {})
+        )

@@ -1,0 +1,82 @@
+"""From a grid of runs to results: split by shape, load what is stored, train the rest.
+
+A notebook asks for runs (``grid`` makes the seeds x α x weight decay x constraint product);
+``run_sweep`` groups them into stacks that share a shape, trains each stack's missing runs as
+one ensemble (checkpointing as it goes), files every result in the store and returns them in
+the order asked. A second call with the same configs trains nothing.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+
+from omnigrok.config import RunConfig
+from omnigrok.store import ResultStore
+from omnigrok.train import RunResult, resolve_device, train_ensemble
+
+
+def grid(base: RunConfig, **axes: Iterable[Any]) -> list[RunConfig]:
+    """Every combination of ``axes`` (field name -> values) applied to ``base``.
+
+    ``grid(cfg, seed=range(5), init_scale=[1, 8])`` gives 10 runs, seeds varying fastest
+    within each α.
+    """
+    names = list(axes)
+    values = [list(v) for v in axes.values()]
+    for name, vals in zip(names, values, strict=True):
+        if not vals:
+            raise ValueError(f"{name} must hold at least one value, got an empty list")
+    return [
+        base.replace(**dict(zip(names, combo, strict=True))) for combo in itertools.product(*values)
+    ]
+
+
+def group_by_shape(configs: Sequence[RunConfig]) -> list[list[int]]:
+    """Indices of ``configs`` grouped by ``RunConfig.shape``, in first-seen order."""
+    groups: dict[tuple, list[int]] = {}
+    for i, c in enumerate(configs):
+        groups.setdefault(c.shape(), []).append(i)
+    return list(groups.values())
+
+
+def run_sweep(
+    configs: Sequence[RunConfig],
+    store: ResultStore | None = None,
+    device: str | torch.device = "auto",
+    progress: bool = True,
+    max_stack: int = 64,
+    keep_weights: bool = False,
+    checkpoint_seconds: float = 60.0,
+) -> list[RunResult]:
+    """Results of ``configs`` in order: loaded from ``store`` where present, else trained.
+
+    Runs are stacked at most ``max_stack`` at a time (memory); duplicates train once.
+    """
+    store = store or ResultStore()
+    dev = resolve_device(device)
+    results: dict[RunConfig, RunResult] = {}
+    for config in dict.fromkeys(configs):
+        found = store.load(config, need_weights=keep_weights)
+        if found is not None:
+            results[config] = found
+    missing = [c for c in dict.fromkeys(configs) if c not in results]
+    for group in group_by_shape(missing):
+        stack_configs = [missing[i] for i in group]
+        for start in range(0, len(stack_configs), max_stack):
+            chunk = stack_configs[start : start + max_stack]
+            trained = train_ensemble(
+                chunk,
+                device=dev,
+                progress=progress,
+                checkpoint=store.checkpoint_path(chunk),
+                checkpoint_seconds=checkpoint_seconds,
+                keep_weights=keep_weights,
+            )
+            for result in trained:
+                store.save(result)
+                results[result.config] = result
+    return [results[c] for c in configs]

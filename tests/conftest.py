@@ -1,0 +1,35 @@
+"""Session-wide test setup.
+
+Points ``OMNIGROK_DATA`` at the read-only MNIST folder shared next to the repository (when it
+exists) before any test runs, so the real loader is exercised with no network and never
+touches the user's cache.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_MNIST = REPO_ROOT.parent / "shared" / "data" / "mnist"
+
+if SHARED_MNIST.is_dir():
+    os.environ["OMNIGROK_DATA"] = str(SHARED_MNIST)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def isolated_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every test's results store lives in a temporary folder, never the user's cache."""
+    root = tmp_path_factory.mktemp("results")
+    os.environ["OMNIGROK_RESULTS"] = str(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def shared_mnist() -> Path:
+    """The shared folder with the four official MNIST files; skips the test if it is absent."""
+    if not SHARED_MNIST.is_dir():
+        pytest.skip(f"shared MNIST folder {SHARED_MNIST} not found (needed for real-data tests)")
+    return SHARED_MNIST
