@@ -1,0 +1,79 @@
+"""Claim metrics: from curves to the plain numbers the book reports.
+
+Paper Sec. 2 (LU mechanism: the Goldilocks norm w_c as the minimum of test loss over the norm)
+and Sec. 3 (grokking as the lag between memorization and generalization; the constrained runs'
+speedup). Every function takes arrays, returns numbers; seeds are summarised by ``spread``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def first_step_reaching(steps: np.ndarray, values: np.ndarray, threshold: float) -> float:
+    """First logged step at which ``values >= threshold``; ``inf`` if never (a run that never
+    generalizes has an infinite delay, not a missing one)."""
+    hits = np.flatnonzero(np.asarray(values) >= threshold)
+    return float(np.asarray(steps)[hits[0]]) if len(hits) else math.inf
+
+
+def grokking_delay(
+    steps: np.ndarray, train_acc: np.ndarray, test_acc: np.ndarray, threshold: float = 0.9
+) -> float:
+    """Ratio of the step test accuracy reaches ``threshold`` to the step train accuracy does:
+    1 means no lag, 10 means generalization took ten times as long as memorization."""
+    t_train = first_step_reaching(steps, train_acc, threshold)
+    t_test = first_step_reaching(steps, test_acc, threshold)
+    if math.isinf(t_train):
+        return math.nan
+    return t_test / max(t_train, 1.0)
+
+
+@dataclass(frozen=True)
+class Goldilocks:
+    """The best norm w_c of a reduced landscape and whether the curves have the LU shape."""
+
+    w_c: float
+    test_loss_at_w_c: float
+    interior: bool  # the minimum is strictly inside the grid: a U, not a monotone slope
+
+
+def goldilocks_norm(norms: Sequence[float], test_losses: Sequence[float]) -> Goldilocks:
+    """w_c = argmin of test loss over a grid of fixed norms (paper Fig. 1-2)."""
+    norms, losses = np.asarray(norms, float), np.asarray(test_losses, float)
+    if norms.shape != losses.shape or norms.ndim != 1 or len(norms) < 3:
+        raise ValueError("norms and test_losses must be 1-d arrays of equal length >= 3")
+    order = np.argsort(norms)
+    norms, losses = norms[order], losses[order]
+    i = int(np.nanargmin(losses))
+    return Goldilocks(float(norms[i]), float(losses[i]), 0 < i < len(norms) - 1)
+
+
+@dataclass(frozen=True)
+class Spread:
+    """A number over seeds: mean, standard deviation, min, max, how many seeds."""
+
+    mean: float
+    std: float
+    min: float
+    max: float
+    n: int
+
+    def __str__(self) -> str:
+        return f"{self.mean:.3g} ± {self.std:.2g} (n={self.n}, range {self.min:.3g}-{self.max:.3g})"
+
+
+def spread(values: Sequence[float]) -> Spread:
+    """Summary over seeds; non-finite values (runs that never got there) are dropped from the
+    statistics but counted in ``n``, so they are never hidden."""
+    v = np.asarray(values, float)
+    finite = v[np.isfinite(v)]
+    if len(finite) == 0:
+        return Spread(math.nan, math.nan, math.nan, math.nan, len(v))
+    return Spread(
+        float(finite.mean()), float(finite.std()), float(finite.min()), float(finite.max()), len(v)
+    )
