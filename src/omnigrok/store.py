@@ -123,7 +123,8 @@ class ResultStore:
             raise CorruptResult(f"unreadable: {err}") from err
         if hashlib.sha256(blob).hexdigest() != meta.get("sha256"):
             raise CorruptResult("checksum mismatch")
-        if meta.get("config") != config.to_dict():
+        # Through JSON, as it was written: tuples come back as lists.
+        if meta.get("config") != json.loads(json.dumps(config.to_dict())):
             raise CorruptResult("metadata names another config")
         with np.load(io.BytesIO(blob)) as npz:
             arrays = {n: npz[n] for n in npz.files}

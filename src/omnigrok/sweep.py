@@ -8,8 +8,10 @@ the order asked. A second call with the same configs trains nothing.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -43,6 +45,24 @@ def group_by_shape(configs: Sequence[RunConfig]) -> list[list[int]]:
     return list(groups.values())
 
 
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (POSIX ``flock``): a second process asking for the
+    same stack waits, then finds the results stored instead of training them again."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock; atomic writes still keep the files whole
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def run_sweep(
     configs: Sequence[RunConfig],
     store: ResultStore | None = None,
@@ -68,15 +88,24 @@ def run_sweep(
         stack_configs = [missing[i] for i in group]
         for start in range(0, len(stack_configs), max_stack):
             chunk = stack_configs[start : start + max_stack]
-            trained = train_ensemble(
-                chunk,
-                device=dev,
-                progress=progress,
-                checkpoint=store.checkpoint_path(chunk),
-                checkpoint_seconds=checkpoint_seconds,
-                keep_weights=keep_weights,
-            )
-            for result in trained:
-                store.save(result)
-                results[result.config] = result
+            checkpoint = store.checkpoint_path(chunk)
+            with _exclusive(checkpoint.with_suffix(".lock")):
+                for config in chunk:
+                    found = store.load(config, need_weights=keep_weights)
+                    if found is not None:
+                        results[config] = found
+                todo = [c for c in chunk if c not in results]
+                if not todo:
+                    continue
+                trained = train_ensemble(
+                    todo,
+                    device=dev,
+                    progress=progress,
+                    checkpoint=store.checkpoint_path(todo),
+                    checkpoint_seconds=checkpoint_seconds,
+                    keep_weights=keep_weights,
+                )
+                for result in trained:
+                    store.save(result)
+                    results[result.config] = result
     return [results[c] for c in configs]

@@ -6,8 +6,9 @@ weight norm after every step (the "constrained" runs). Per step:
 
 1. each run takes its own minibatch (its own order, from its seed) or the full batch;
 2. loss per run; their sum is back-propagated, so each run gets exactly its own gradient;
-3. AdamW with per-run lr and weight decay; a run whose loss or weights stop being finite is
-   marked diverged at that step and frozen, the others go on;
+3. AdamW with per-run lr and weight decay; a run whose loss overflows (NaN, inf, or so large
+   that its squared gradients would overflow) or whose weights stop being finite is marked
+   diverged at that step and frozen, the others go on;
 4. constrained runs are projected back to their target norm;
 5. on the logging schedule: train/test loss and accuracy, global and per-tensor norms.
 
@@ -17,7 +18,6 @@ A run's curves do not depend on which other runs share its stack (tested to 1e-8
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -198,6 +198,9 @@ def train_ensemble(
     schedule = log_schedule(cfg.steps, cfg.n_log)
     log_set = set(schedule.tolist())
     alive = torch.ones(k, dtype=torch.bool, device=dev)
+    # A loss past sqrt(max float) has gradients whose squares overflow Adam's second moment:
+    # the run would go on silently frozen, so it counts as diverged as much as a NaN does.
+    overflow = math.sqrt(torch.finfo(dtype).max)
     diverged_at = [None] * k
     records: dict[str, list] = {}
     start = 0
@@ -261,7 +264,7 @@ def train_ensemble(
         else:
             x, y = data.x_train[idx], data.y_train[idx]
         losses = loss_per_run(forward(cfg.model, params, x), y, cfg.loss, data.n_classes)
-        finite = torch.isfinite(losses.detach())
+        finite = losses.detach().abs() < overflow  # False for NaN and inf too
         if not bool(finite[alive].all()):
             mark_diverged(finite, step + 1)
         torch.where(alive, losses, torch.zeros_like(losses)).sum().backward()
@@ -282,8 +285,9 @@ def train_ensemble(
             last_checkpoint = time.perf_counter()
     bar.close()
     timing["train_seconds"] = time.perf_counter() - t_start - timing["eval_seconds"]
-    if checkpoint is not None and Path(checkpoint).exists():
-        os.remove(checkpoint)
+    if checkpoint is not None:
+        # Another process training the same stack may have removed it already.
+        Path(checkpoint).unlink(missing_ok=True)
     return _results(configs, records, diverged_at, params if keep_weights else None, timing)
 
 

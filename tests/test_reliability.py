@@ -1,0 +1,242 @@
+"""Bad parameters, killed runs, corrupt or contended stores, diverging runs (nothing lost)."""
+
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from omnigrok.cli import main as cli_main
+from omnigrok.config import MLPSpec, RunConfig, TaskSpec
+from omnigrok.params import check_notebook_params
+from omnigrok.presets import mnist_run, teacher_student_run
+from omnigrok.store import ResultStore
+from omnigrok.sweep import run_sweep
+from omnigrok.train import train_ensemble
+
+BAD_NOTEBOOK_PARAMS = [
+    ({"init_scale": -1}, "init_scale must be a positive finite number, got -1"),
+    ({"init_scale": 0}, "init_scale must be a positive finite number, got 0"),
+    ({"init_scale": float("nan")}, "init_scale must be a positive finite number, got nan"),
+    ({"init_scale": float("inf")}, "init_scale must be a positive finite number, got inf"),
+    ({"init_scale": "ten"}, "init_scale must be a positive finite number, got 'ten'"),
+    ({"init_scale": True}, "init_scale must be a positive finite number, got True"),
+    ({"init_scales": []}, "init_scales must be a non-empty list of numbers, got []"),
+    ({"init_scales": [1, -2]}, "init_scales must be a positive finite number, got -2"),
+    ({"profile": "fast"}, "profile must be one of 'smoke', 'quick', 'paper', got 'fast'"),
+    ({"device": "gpu"}, "device must be one of 'auto', 'cpu', 'cuda', got 'gpu'"),
+    ({"steps": 0}, "steps must be an integer >= 1, got 0"),
+    ({"steps": -5}, "steps must be an integer >= 1, got -5"),
+    ({"steps": 2.5}, "steps must be an integer >= 1, got 2.5"),
+    ({"steps": "100"}, "steps must be an integer >= 1, got '100'"),
+    ({"seeds": ""}, "seeds must be a non-empty list of distinct non-negative integers"),
+    ({"seeds": []}, "seeds must be a non-empty list of distinct non-negative integers"),
+    ({"seeds": "0-"}, "seeds must be a non-empty list"),
+    ({"seeds": "4-1"}, "seeds must be a non-empty list"),
+    ({"seeds": [0, -1]}, "seeds must be a non-empty list"),
+    ({"seeds": [1, 1]}, "repeated seed"),
+    ({"seeds": 5}, "seeds must be a non-empty list"),
+    ({"train_frac": 0}, "train_frac must be a number strictly between 0 and 1, got 0"),
+    ({"train_frac": 1.5}, "train_frac must be a number strictly between 0 and 1, got 1.5"),
+    ({"weight_decay": -0.1}, "weight_decay must be a non-negative finite number, got -0.1"),
+    ({"lr": "1e-3x"}, "lr must be a positive finite number, got '1e-3x'"),
+    ({"init_scael": 8}, "unknown parameter 'init_scael'"),
+]
+
+
+@pytest.mark.parametrize("params, message", BAD_NOTEBOOK_PARAMS, ids=lambda v: str(v)[:40])
+def test_bad_notebook_parameter_gives_a_clear_one_line_error(params, message):
+    with pytest.raises(ValueError) as err:
+        check_notebook_params(**params)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_cuda_without_gpu_is_a_clear_error():
+    with pytest.raises(ValueError, match="device='cuda' but no CUDA GPU is available"):
+        check_notebook_params(device="cuda")
+
+
+BAD_RECORDS = [
+    (lambda: TaskSpec("cifar"), "task must be one of 'mnist', 'teacher_student', 'modadd'"),
+    (lambda: TaskSpec("modadd", train_frac=1.0), "train_frac must be a number strictly between"),
+    (lambda: mnist_run(batch_size=0), "batch_size must be an integer >= 1, got 0"),
+    (lambda: mnist_run(constraint="always"), "constraint must be one of 'none', 'init', 'fixed'"),
+    (lambda: mnist_run(constraint="fixed"), "target_norm must be a positive finite number"),
+    (lambda: mnist_run(dtype="float16"), "dtype must be one of 'float32', 'float64'"),
+    (lambda: mnist_run(model=MLPSpec((5, 10))), "widths must be starting at 784 and ending at 10"),
+    (lambda: mnist_run(n_train=0), "n_train must be an integer >= 1 and <= 60000, got 0"),
+]
+
+
+@pytest.mark.parametrize("make, message", BAD_RECORDS, ids=lambda v: str(v)[:40])
+def test_bad_record_fails_in_its_constructor(make, message):
+    with pytest.raises(ValueError) as err:
+        make()
+    assert message in str(err.value)
+
+
+def test_integer_init_scale_from_papermill_is_accepted():
+    assert check_notebook_params(init_scale=10) == {"init_scale": 10.0}
+    assert mnist_run(init_scale=10).init_scale == 10.0
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--init-scale", "-1"], "--init-scale must be a positive finite number"),
+        (["--init-scale", "ten"], "invalid float value: 'ten'"),
+        (["--steps", "0"], "steps must be an integer >= 1"),
+        (["--seeds", "a-b"], "--seeds must be a non-empty list"),
+        (["--device", "tpu"], "invalid choice: 'tpu'"),
+    ],
+)
+def test_command_line_rejects_bad_flags_before_any_work(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["train", "--task", "mnist", *argv])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+# -- divergence --------------------------------------------------------------------------------
+
+
+def test_run_with_huge_init_scale_is_marked_diverged_and_others_match_solo():
+    task = TaskSpec("mnist", n_test=300)
+    good = [mnist_run(task=task, steps=40, n_log=10, seed=s, init_scale=8) for s in (0, 1)]
+    bad = mnist_run(task=task, steps=40, n_log=10, seed=2, init_scale=1e6)
+    results = train_ensemble([good[0], bad, good[1]], device="cpu", progress=False)
+    assert results[1].diverged_at == 1
+    assert np.isnan(results[1]["train_loss"][1:]).all()
+    for cfg, result in zip(good, (results[0], results[2]), strict=True):
+        solo = train_ensemble([cfg], device="cpu", progress=False)[0]
+        assert result.diverged_at is None
+        for name in solo.metrics:
+            np.testing.assert_allclose(result[name], solo[name], rtol=1e-5, err_msg=name)
+
+
+def test_diverged_run_survives_the_store(tmp_path):
+    cfg = teacher_student_run(steps=20, n_log=5, init_scale=1e30)
+    stored = run_sweep([cfg], store=ResultStore(tmp_path), device="cpu", progress=False)[0]
+    loaded = ResultStore(tmp_path).load(cfg)
+    assert stored.diverged_at == loaded.diverged_at == 1
+
+
+# -- store corruption and concurrency -----------------------------------------------------------
+
+
+def _small_run(**overrides) -> RunConfig:
+    return teacher_student_run(steps=150, n_log=30, dtype="float64", **overrides)
+
+
+def _corrupt(folder: Path, how: str) -> None:
+    curves = folder / "curves.npz"
+    if how == "truncate":
+        curves.write_bytes(curves.read_bytes()[:100])
+    elif how == "flip":
+        blob = bytearray(curves.read_bytes())
+        for i in range(200, 260):
+            blob[i] ^= 0xFF
+        curves.write_bytes(bytes(blob))
+    elif how == "delete-meta":
+        (folder / "meta.json").unlink()
+    elif how == "garble-meta":
+        (folder / "meta.json").write_text("{not json")
+
+
+@pytest.mark.parametrize("how", ["truncate", "flip", "delete-meta", "garble-meta"])
+def test_corrupt_result_is_detected_and_recomputed(tmp_path, how):
+    store = ResultStore(tmp_path)
+    cfg = _small_run(seed=3)
+    original = run_sweep([cfg], store=store, device="cpu", progress=False)[0]
+    _corrupt(store.path(cfg), how)
+    with pytest.warns(UserWarning, match=str(store.path(cfg).name)):
+        again = run_sweep([cfg], store=store, device="cpu", progress=False)[0]
+    for name in original.metrics:
+        np.testing.assert_array_equal(again[name], original[name])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert store.load(cfg) is not None
+
+
+def test_second_request_trains_nothing(tmp_path, monkeypatch):
+    store = ResultStore(tmp_path)
+    configs = [_small_run(seed=s) for s in range(3)]
+    first = run_sweep(configs, store=store, device="cpu", progress=False)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained although every result was stored")
+
+    monkeypatch.setattr("omnigrok.sweep.train_ensemble", no_training)
+    second = run_sweep(configs, store=store, device="cpu", progress=False)
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a["test_loss"], b["test_loss"])
+
+
+WORKER = """
+import sys
+from omnigrok.presets import teacher_student_run
+from omnigrok.store import ResultStore
+from omnigrok.sweep import run_sweep
+cfg = teacher_student_run(steps=int(sys.argv[2]), n_log=40, dtype="float64", seed=int(sys.argv[3]))
+run_sweep([cfg], store=ResultStore(sys.argv[1]), device="cpu", progress=False,
+          checkpoint_seconds=float(sys.argv[4]))
+print("done")
+"""
+
+
+def _worker(root: Path, steps: int, seed: int, checkpoint_seconds: float) -> subprocess.Popen:
+    args = [sys.executable, "-c", WORKER, str(root), str(steps), str(seed), str(checkpoint_seconds)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+
+def test_two_processes_asking_for_the_same_config_agree(tmp_path):
+    procs = [_worker(tmp_path, 400, 7, 60.0) for _ in range(2)]
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+    cfg = teacher_student_run(steps=400, n_log=40, dtype="float64", seed=7)
+    stored = ResultStore(tmp_path).load(cfg)
+    fresh = train_ensemble([cfg], device="cpu", progress=False)[0]
+    for name in fresh.metrics:
+        np.testing.assert_allclose(stored[name], fresh[name], rtol=1e-12)
+    leftovers = [p.name for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
+    assert not leftovers
+
+
+def test_killed_run_resumes_to_the_same_curves(tmp_path):
+    """SIGKILL a real training process after a checkpoint, rerun, compare with no kill."""
+    steps, seed = 4000, 11
+    cfg = teacher_student_run(steps=steps, n_log=40, dtype="float64", seed=seed)
+    store = ResultStore(tmp_path / "killed")
+    checkpoint = store.checkpoint_path([cfg])
+    proc = _worker(store.root, steps, seed, 0.05)
+    deadline = time.time() + 120
+    while not checkpoint.exists():
+        assert proc.poll() is None, "worker ended before its first checkpoint"
+        assert time.time() < deadline
+        time.sleep(0.01)
+    time.sleep(random.Random(0).uniform(0.1, 0.6))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert store.load(cfg) is None, "the run finished before the kill; make it longer"
+    resumed_from = torch.load(checkpoint, weights_only=False)["step"]
+    assert 0 < resumed_from < steps
+
+    resumed = run_sweep([cfg], store=store, device="cpu", progress=False)[0]
+    clean = train_ensemble([cfg], device="cpu", progress=False)[0]
+    assert not checkpoint.exists()
+    for name in clean.metrics:
+        np.testing.assert_allclose(resumed[name], clean[name], rtol=1e-10, atol=0, err_msg=name)
+    assert math.isfinite(resumed["test_loss"][-1])
