@@ -55,25 +55,32 @@ def goldilocks_norm(norms: Sequence[float], test_losses: Sequence[float]) -> Gol
 
 @dataclass(frozen=True)
 class Spread:
-    """A number over seeds: mean, standard deviation, min, max, how many seeds."""
+    """A number over seeds: mean, standard deviation, min, max over the ``n_finite`` seeds where
+    it exists, out of ``n`` (a run that never reached a threshold has no step to average)."""
 
     mean: float
     std: float
     min: float
     max: float
     n: int
+    n_finite: int
 
     def __str__(self) -> str:
-        return f"{self.mean:.3g} ± {self.std:.2g} (n={self.n}, range {self.min:.3g}-{self.max:.3g})"
+        if self.n_finite == 0:
+            return f"never (0 of {self.n} seeds)"
+        missing = f"; {self.n - self.n_finite} of {self.n} never" if self.n_finite < self.n else ""
+        return (
+            f"{self.mean:.3g} ± {self.std:.2g} (n={self.n_finite}, range {self.min:.3g} to "
+            f"{self.max:.3g}{missing})"
+        )
 
 
 def spread(values: Sequence[float]) -> Spread:
-    """Summary over seeds; non-finite values (runs that never got there) are dropped from the
+    """Summary over seeds; non-finite values (runs that never got there) are left out of the
     statistics but counted in ``n``, so they are never hidden."""
     v = np.asarray(values, float)
     finite = v[np.isfinite(v)]
     if len(finite) == 0:
-        return Spread(math.nan, math.nan, math.nan, math.nan, len(v))
-    return Spread(
-        float(finite.mean()), float(finite.std()), float(finite.min()), float(finite.max()), len(v)
-    )
+        return Spread(math.nan, math.nan, math.nan, math.nan, len(v), 0)
+    stats = finite.mean(), finite.std(), finite.min(), finite.max()
+    return Spread(*(float(x) for x in stats), len(v), len(finite))

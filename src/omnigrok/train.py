@@ -58,10 +58,10 @@ class RunResult:
 
 
 def log_schedule(steps: int, n_log: int = 250) -> np.ndarray:
-    """Steps at which to evaluate: every step for the first 30 (as the paper's code), then
-    half the points evenly spaced on a log axis and half on a linear axis, so that curves look
-    right on both (claim 4). Always includes 0 and ``steps``."""
-    dense = np.arange(0, min(steps, 30) + 1)
+    """Steps at which to evaluate: every step for the first 30 (as the paper's code; fewer when
+    ``n_log`` is small), then half the points evenly spaced on a log axis and half on a linear
+    axis, so that curves look right on both (claim 4). Always includes 0 and ``steps``."""
+    dense = np.arange(0, min(steps, 30, n_log // 5) + 1)
     n_rest = max(n_log - len(dense), 2)
     geometric = np.geomspace(max(min(steps, 30), 1), steps, n_rest // 2)
     linear = np.linspace(0, steps, n_rest - n_rest // 2)

@@ -1,0 +1,175 @@
+"""Claim 1, the Goldilocks zone (paper Sec. 2, Fig. 1-2: the LU mechanism).
+
+Hold the weight norm fixed at w = α·w0 by projecting after every step (weight decay 0), for α on
+a log grid from 0.1 to 10, and train to the end. The paper's claim: final training loss against
+w is L-shaped (small norms underfit, every large norm fits), test loss U-shaped, so there is a
+best norm w_c for generalization. Measured on MNIST (N = 1000) and teacher-student.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from omnigrok.claims.common import fetch, final, resolve
+from omnigrok.config import RunConfig, TaskSpec
+from omnigrok.metrics import Goldilocks, goldilocks_norm, spread
+from omnigrok.presets import mnist_run, teacher_student_run
+from omnigrok.verdict import Verdict, judge
+
+TASKS = ("mnist", "teacher_student")
+TASK_LABELS = {"mnist": "MNIST (N=1000)", "teacher_student": "teacher-student"}
+
+# Per profile: grid size over α in [0.1, 10], steps per task, MNIST test images (0 = all 10k).
+PROFILES = {
+    "smoke": dict(n_alpha=11, mnist_steps=150, teacher_steps=400, n_test=500, n_log=10),
+    "quick": dict(n_alpha=11, mnist_steps=2000, teacher_steps=5000, n_test=2000, n_log=40),
+    "paper": dict(n_alpha=21, mnist_steps=20000, teacher_steps=20000, n_test=0, n_log=100),
+}
+
+
+@dataclass(frozen=True)
+class Setup:
+    profile: str
+    seeds: tuple[int, ...]
+    alphas: tuple[float, ...]
+    device: str
+    bases: dict  # task -> base RunConfig (α and seed vary)
+
+    def configs(self, task: str) -> list[RunConfig]:
+        """Runs of ``task``, α-major: ``[α0 seeds..., α1 seeds..., ...]``."""
+        return [
+            self.bases[task].replace(init_scale=a, seed=s) for a in self.alphas for s in self.seeds
+        ]
+
+
+def setup(profile: str = "quick", seeds=None, device: str = "auto") -> Setup:
+    """The reduced-landscape runs of a profile: norm held at α·w0, weight decay 0."""
+    profile, seeds, device = resolve(profile, seeds, device)
+    p = PROFILES[profile]
+    alphas = tuple(float(a) for a in np.round(np.geomspace(0.1, 10, p["n_alpha"]), 4))
+    held = dict(constraint="init", weight_decay=0.0, n_log=p["n_log"])
+    bases = {
+        "mnist": mnist_run(
+            task=TaskSpec("mnist", n_train=1000, n_test=p["n_test"]), steps=p["mnist_steps"], **held
+        ),
+        "teacher_student": teacher_student_run(steps=p["teacher_steps"], **held),
+    }
+    return Setup(profile, tuple(seeds), alphas, device, bases)
+
+
+@dataclass(frozen=True)
+class Landscape:
+    """Final losses against the held norm, ``[seeds, alphas]`` each."""
+
+    task: str
+    alphas: np.ndarray
+    norm: np.ndarray
+    train_loss: np.ndarray
+    test_loss: np.ndarray
+    test_acc: np.ndarray
+
+    def goldilocks(self) -> Goldilocks:
+        """w_c of the seed-mean test loss, over the seed-mean norm."""
+        return goldilocks_norm(self.norm.mean(0), np.nanmean(self.test_loss, 0))
+
+    def goldilocks_per_seed(self) -> list[Goldilocks]:
+        return [goldilocks_norm(n, t) for n, t in zip(self.norm, self.test_loss, strict=True)]
+
+
+def run(s: Setup, progress: bool = True) -> dict[str, Landscape]:
+    """Train (or load) both tasks' grids; return their landscapes."""
+    out = {}
+    n_a, n_s = len(s.alphas), len(s.seeds)
+    for task in TASKS:
+        results = fetch(s.configs(task), s.device, progress)
+        grids = {
+            m: final(results, m).reshape(n_a, n_s).T
+            for m in ("norm", "train_loss", "test_loss", "test_acc")
+        }
+        out[task] = Landscape(task, np.array(s.alphas), **grids)
+    return out
+
+
+def shape_checks(land: Landscape) -> dict[str, tuple[bool, str]]:
+    """L: the smallest norm's train loss is >= 10x the median over the upper half of the grid.
+    U: the test-loss minimum is interior and both ends are >= 1.5x above it (seed means)."""
+    train, test = np.nanmean(land.train_loss, 0), np.nanmean(land.test_loss, 0)
+    upper = np.median(train[len(train) // 2 :])
+    l_ratio = train[0] / upper
+    g = land.goldilocks()
+    ends = min(test[0], test[-1]) / g.test_loss_at_w_c
+    label = TASK_LABELS[land.task]
+    return {
+        f"{label}: train loss L-shaped": (
+            bool(l_ratio >= 10),
+            f"train loss at w={land.norm.mean(0)[0]:.3g} is {l_ratio:.3g}x the upper-half median",
+        ),
+        f"{label}: test loss U-shaped": (
+            bool(g.interior and ends >= 1.5),
+            f"minimum at w_c={g.w_c:.3g} ({'interior' if g.interior else 'at the grid edge'}), "
+            f"ends {ends:.3g}x above it",
+        ),
+    }
+
+
+def numbers(lands: dict[str, Landscape]) -> dict[str, str]:
+    """Headline numbers for the prose: w_c per task with its spread over seeds."""
+    out = {}
+    for task, land in lands.items():
+        g = land.goldilocks()
+        per_seed = spread([x.w_c for x in land.goldilocks_per_seed()])
+        out[f"{task}_w_c"] = f"{g.w_c:.3g}"
+        out[f"{task}_w_c_seeds"] = str(per_seed)
+        out[f"{task}_alpha_c"] = f"{land.alphas[np.argmin(np.abs(land.norm.mean(0) - g.w_c))]:.3g}"
+    return out
+
+
+def verdict(lands: dict[str, Landscape]) -> Verdict:
+    checks = {}
+    for land in lands.values():
+        checks.update(shape_checks(land))
+    return judge(
+        "1. Goldilocks zone",
+        "with the norm held fixed, final train loss is L-shaped and test loss U-shaped in the "
+        "norm, on both tasks (seed means; thresholds in omnigrok.claims.goldilocks.shape_checks)",
+        checks,
+    )
+
+
+def goldilocks_norm_of(
+    task: str, profile: str = "quick", seeds=None, device: str = "auto"
+) -> float:
+    """w_c of ``task`` for a profile (claims 2 and 3 use MNIST's): loaded from the store."""
+    lands = run(setup(profile, seeds, device), progress=False)
+    return lands[task].goldilocks().w_c
+
+
+def figure(lands: dict[str, Landscape], profile: str):
+    """Train and test loss against the held norm (log-log), one panel per task."""
+    import matplotlib.pyplot as plt
+
+    from omnigrok.plots import PALETTE, band
+
+    fig, axes = plt.subplots(1, len(lands), figsize=(5.2 * len(lands), 3.8))
+    for ax, (task, land) in zip(np.atleast_1d(axes), lands.items(), strict=True):
+        x = land.norm.mean(0)
+        band(ax, x, land.train_loss, PALETTE[0], "train loss")
+        band(ax, x, land.test_loss, PALETTE[1], "test loss", marker="s")
+        g = land.goldilocks()
+        ax.axvline(g.w_c, color=PALETTE[3], ls="--", lw=1, label=f"w_c = {g.w_c:.3g}")
+        ax.set(
+            xscale="log",
+            yscale="log",
+            xlabel="weight norm w (held fixed; log axis)",
+            ylabel="final loss",
+        )
+        ax.set_title(
+            f"{TASK_LABELS[task]}: reduced landscape\n"
+            f"profile '{profile}', {land.norm.shape[0]} seeds",
+            fontsize=10,
+        )
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,181 @@
+"""The HTML book: build it (smoke profile), then read and render every chapter headless.
+
+Builds with ``book/build.py --profile smoke`` into book/_build unless ``OMNIGROK_BOOK_BUILT=1``
+says it is already built. ``OMNIGROK_BOOK_NOTEBOOKS`` points the build at another notebooks
+folder (stubs, when testing the book machinery itself). Rendering uses Debian's chromium: when
+it is missing the browser tests skip, or fail when ``CI`` is set.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("papermill", reason="the book needs the [book] extras")
+
+REPO = Path(__file__).resolve().parents[1]
+BOOK = REPO / "book"
+HTML = BOOK / "_build" / "html"
+SCREENSHOTS = BOOK / "_build" / "screenshots"
+
+# The chapter list comes from the build script itself, so the test and the build never disagree.
+_spec = importlib.util.spec_from_file_location("book_build", BOOK / "build.py")
+assert _spec is not None and _spec.loader is not None
+book_build = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(book_build)
+CHAPTERS = book_build.chapter_names()
+
+# Headless flags: no GPU, and nothing that phones home (the machine has no network, and
+# background fetches would only add failing connections and delay).
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--virtual-time-budget=8000",
+]
+
+pytestmark = pytest.mark.book
+
+
+class PageOutputs(HTMLParser):
+    """What a myst-nb page shows: images, classes and text inside code-cell output areas.
+
+    myst-nb wraps each cell's outputs in ``<div class="cell_output">``; a stderr stream becomes
+    ``<div class="output stderr">`` and an error ``<div class="output traceback">``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._divs: list[bool] = []  # one per open <div>: does it open an output area?
+        self.images: list[str] = []
+        self.classes: set[str] = set()
+        self.output_text: list[str] = []
+        self.page_text: list[str] = []
+
+    @property
+    def in_output(self) -> bool:
+        return any(self._divs)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        classes = (attributes.get("class") or "").split()
+        if tag == "div":
+            self._divs.append("cell_output" in classes)
+            if self.in_output:
+                self.classes.update(classes)
+        elif tag == "img" and self.in_output:
+            self.images.append(attributes.get("src") or "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "div" and self._divs:
+            self._divs.pop()
+
+    def handle_data(self, data: str) -> None:
+        self.page_text.append(data)
+        if self.in_output:
+            self.output_text.append(data)
+
+
+def parse(page: Path) -> PageOutputs:
+    """Parse one built HTML page."""
+    parser = PageOutputs()
+    parser.feed(page.read_text(encoding="utf-8"))
+    return parser
+
+
+@pytest.fixture(scope="module")
+def html() -> Path:
+    """The built HTML folder, building the book first unless OMNIGROK_BOOK_BUILT=1."""
+    if os.environ.get("OMNIGROK_BOOK_BUILT") != "1":
+        notebooks = os.environ.get("OMNIGROK_BOOK_NOTEBOOKS", str(REPO / "notebooks"))
+        command = [sys.executable, str(BOOK / "build.py"), "--profile", "smoke"]
+        build = subprocess.run(
+            [*command, "--notebooks", notebooks], capture_output=True, text=True, cwd=REPO
+        )
+        assert build.returncode == 0, (
+            f"book build failed:\n{build.stdout[-6000:]}\n{build.stderr[-6000:]}"
+        )
+    assert (HTML / "intro.html").is_file(), f"no built book in {HTML}"
+    return HTML
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Path of the chromium executable; skip without it, but fail under CI."""
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        message = "chromium not installed (apt-get install -y chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return executable
+
+
+def run_chromium(
+    executable: str, page: Path, profile_dir: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """Run headless chromium on a local page with a fresh profile; fail on a non-zero exit."""
+    command = [executable, *CHROMIUM_FLAGS, f"--user-data-dir={profile_dir}", *args]
+    result = subprocess.run([*command, page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"chromium failed on {page}:\n{result.stderr[-3000:]}"
+    return result
+
+
+def test_mathjax_is_served_locally(html: Path) -> None:
+    """Pages load MathJax from the site itself, and nothing (script or style) from the network."""
+    page = html / "intro.html"
+    source = page.read_text(encoding="utf-8")
+    script = re.search(r'src="([^"?]*mathjax/tex-chtml\.js)', source)
+    assert script, "intro.html does not load MathJax"
+    local = html / "mathjax" / "tex-chtml.js"
+    assert local.is_file()
+    assert (page.parent / script[1]).resolve() == local.resolve()
+    for remote in ('src="http', 'src="//', 'rel="stylesheet" href="http'):
+        assert remote not in source, f"intro.html loads something remote: {remote}"
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_chapter_has_figure_and_no_errors(html: Path, name: str) -> None:
+    """Each chapter shows at least one figure and no stderr, traceback or error output."""
+    page = html / "_nb" / f"{name}.html"
+    assert page.is_file(), f"chapter {name} was not built"
+    outputs = parse(page)
+    figures = [src for src in outputs.images if src.endswith((".png", ".svg"))]
+    assert figures, f"{name}: no figure in the notebook outputs"
+    for src in figures:
+        assert (page.parent / src).is_file(), f"{name}: missing image {src}"
+    assert not {"stderr", "traceback"} & outputs.classes, f"{name}: stderr or error output"
+    assert "Traceback" not in "".join(outputs.page_text), f"{name}: a traceback on the page"
+    assert "Error" not in "".join(outputs.output_text), f"{name}: 'Error' in an output"
+
+
+@pytest.mark.parametrize("name", ["intro", *CHAPTERS])
+def test_page_renders_in_browser(html: Path, chromium: str, tmp_path: Path, name: str) -> None:
+    """Each page renders to a non-trivial screenshot (kept in book/_build/screenshots)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shot = SCREENSHOTS / f"{name}.png"
+    shot.unlink(missing_ok=True)
+    page = html / ("intro.html" if name == "intro" else f"_nb/{name}.html")
+    run_chromium(
+        chromium, page, tmp_path / "profile", f"--screenshot={shot}", "--window-size=1280,2000"
+    )
+    assert shot.is_file(), f"no screenshot of {name}"
+    assert shot.stat().st_size > 10_000, f"screenshot of {name} is nearly empty"
+
+
+def test_mathjax_typesets_intro(html: Path, chromium: str, tmp_path: Path) -> None:
+    """MathJax runs in the browser: the rendered intro page contains typeset math."""
+    dom = run_chromium(chromium, html / "intro.html", tmp_path / "profile", "--dump-dom").stdout
+    assert "mjx-container" in dom, "MathJax did not typeset the intro page"
