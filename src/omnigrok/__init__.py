@@ -5,3 +5,6 @@ A companion to Liu, Michaud & Tegmark, "Omnigrok: Grokking Beyond Algorithmic Da
 """
 
 __version__ = "0.1.0"
+
+# Where the notebooks' Colab links and install cells point (tests check they agree with this).
+REPOSITORY = "https://github.com/omnigrok-companion/omnigrok"

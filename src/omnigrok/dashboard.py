@@ -1,0 +1,116 @@
+"""The claims dashboard: every claim's headline numbers and verdict, from the store.
+
+Each claim is set up with its chapter's defaults for the profile and run through the store, so
+the dashboard shows the very runs the chapters show and retrains nothing that is stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from omnigrok.claims import axes, constraint, goldilocks, large_init
+from omnigrok.verdict import Verdict
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """Each claim's runs for one profile."""
+
+    profile: str
+    landscapes: dict
+    large_init: large_init.Outcome
+    constraint: constraint.Outcome
+    axes: list
+
+
+def outcomes(profile: str = "quick", seeds: Any = None, device: str = "auto") -> Outcomes:
+    return Outcomes(
+        profile,
+        goldilocks.run(goldilocks.setup(profile, seeds, device), progress=False),
+        large_init.run(large_init.setup(profile, seeds, device), progress=False),
+        constraint.run(constraint.setup(profile, seeds, device), progress=False),
+        axes.run(axes.setup(profile, seeds, device), progress=False),
+    )
+
+
+def rows(o: Outcomes) -> list[tuple[str, str, str, Verdict]]:
+    """(chapter, claim, headline numbers, verdict) per claim."""
+    g, li, c, a = (
+        goldilocks.numbers(o.landscapes),
+        large_init.numbers(o.large_init),
+        constraint.numbers(o.constraint),
+        axes.numbers(o.axes),
+    )
+    return [
+        (
+            "claim1",
+            "Goldilocks zone: train loss L, test loss U in the held norm",
+            f"w_c MNIST {g['mnist_w_c_seeds']}; teacher-student {g['teacher_student_w_c_seeds']}",
+            goldilocks.verdict(o.landscapes),
+        ),
+        (
+            "claim2",
+            "Large init (α=8) on MNIST: memorize, then generalize as w walks to w_c",
+            f"memorized at step {li['step_memorized']}; generalized at {li['step_generalized']}; "
+            f"norm then {li['norm_at_generalization']} vs w_c {li['w_c']}",
+            large_init.verdict(o.large_init),
+        ),
+        (
+            "claim3",
+            "Holding the norm at w_c removes the delay",
+            f"speedup MNIST {c['mnist_speedup']}; modular addition {c['modadd_speedup']}",
+            constraint.verdict(o.constraint),
+        ),
+        (
+            "claim4",
+            "A log step axis makes grokking look sudden",
+            f"jump width: log axis {a['width_log']}, linear axis {a['width_linear']}; "
+            f"(t90-t10)/t10 = {a['relative_width']}",
+            axes.verdict(o.axes),
+        ),
+    ]
+
+
+def claims_table(o: Outcomes) -> str:
+    """Markdown table, one row per claim, linking to its chapter."""
+    lines = ["| claim | measured (mean ± sd over seeds) | verdict |", "|---|---|---|"]
+    for chapter, claim, measured, verdict in rows(o):
+        lines.append(f"| [{claim}]({chapter}.html) | {measured} | **{verdict.status}** |")
+    return "\n".join(lines)
+
+
+def figure(o: Outcomes):
+    """One small panel per claim: its headline effect at a glance."""
+    import matplotlib.pyplot as plt
+
+    from omnigrok.plots import PALETTE, band, plot_seeds
+
+    fig, ax = plt.subplots(1, 4, figsize=(15, 3.4))
+    land = o.landscapes["mnist"]
+    band(ax[0], land.norm.mean(0), land.test_loss, PALETTE[1], "test loss")
+    band(ax[0], land.norm.mean(0), land.train_loss, PALETTE[0], "train loss")
+    ax[0].set(
+        xscale="log", yscale="log", xlabel="held weight norm (log)", title="1. MNIST landscape"
+    )
+    plot_seeds(ax[1], o.large_init.main, "test_acc", "log", PALETTE[1], "test")
+    plot_seeds(ax[1], o.large_init.main, "train_acc", "log", PALETTE[0], "train")
+    ax[1].set_title("2. MNIST α=8: accuracy")
+    for task, color in (("mnist", PALETTE[2]), ("modadd", PALETTE[4])):
+        ratio, _ = constraint.speedup(o.constraint, task)
+        ax[2].scatter([constraint.TASK_LABELS[task]] * len(ratio), ratio, color=color)
+    ax[2].set(yscale="log", ylabel="speedup per seed", title="3. held at w_c vs free")
+    widths = [axes.jump(r) for r in o.axes]
+    for key, color in (("linear", PALETTE[0]), ("log", PALETTE[3])):
+        ax[3].scatter([f"{key} axis"] * len(widths), [w[key] for w in widths], color=color)
+    ax[3].set(ylabel="10→90% jump, share of x-range", title="4. how sudden it looks")
+    for a in ax[:2]:
+        a.legend(fontsize=7)
+    fig.suptitle(f"profile '{o.profile}', a point or line per seed", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def summary_numbers(o: Outcomes) -> dict[str, str]:
+    verdicts = [r[3] for r in rows(o)]
+    return {"n_reproduced": str(sum(v.status == "reproduced" for v in verdicts))}

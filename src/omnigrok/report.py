@@ -1,0 +1,115 @@
+"""Helpers the notebooks share: the setup table, glue, the Colab link.
+
+Numbers reach the prose through ``glue`` (myst-nb), never by hand. Outside a Jupyter Book build
+(on Colab, say) ``glue`` shows the value instead, so every notebook runs anywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from omnigrok import REPOSITORY
+from omnigrok.config import RunConfig
+
+FIELD_LABELS = {
+    "task.name": "task",
+    "task.n_train": "training examples",
+    "task.n_test": "test examples (0: all)",
+    "task.p": "P (modular addition)",
+    "task.train_frac": "train fraction",
+    "model": "model",
+    "steps": "steps",
+    "batch_size": "batch size (None: full batch)",
+    "loss": "loss",
+    "lr": "learning rate",
+    "betas": "AdamW betas",
+    "weight_decay": "weight decay γ",
+    "init_scale": "init scale α",
+    "constraint": "norm constraint",
+    "target_norm": "target norm",
+    "seed": "seed",
+    "dtype": "precision",
+}
+
+
+def _describe_model(model) -> str:
+    if model.kind == "mlp":
+        return f"MLP {'-'.join(map(str, model.widths))}, {model.activation}"
+    return (
+        f"1-layer transformer, d_model {model.d_model}, {model.n_heads} heads, "
+        f"d_mlp {model.d_mlp}, ReLU, no LayerNorm"
+    )
+
+
+def _flat(config: RunConfig) -> dict[str, Any]:
+    out = {}
+    for name in FIELD_LABELS:
+        if name.startswith("task."):
+            if config.task.name != "modadd" and name in ("task.p", "task.train_frac"):
+                continue
+            out[name] = getattr(config.task, name[5:])
+        elif name == "model":
+            out[name] = _describe_model(config.model)
+        else:
+            out[name] = getattr(config, name)
+    return out
+
+
+def setup_table(configs: Sequence[RunConfig]) -> str:
+    """A markdown table of a set of runs: each field once, with every value it takes."""
+    flats = [_flat(c) for c in configs]
+    rows = ["| setting | value |", "|---|---|"]
+    for name, label in FIELD_LABELS.items():
+        values = list(dict.fromkeys(str(f[name]) for f in flats if name in f))
+        if values:
+            rows.append(f"| {label} | {', '.join(values)} |")
+    rows.append(f"| runs | {len(configs)} |")
+    return "\n".join(rows)
+
+
+def show_markdown(text: str) -> None:
+    from IPython.display import Markdown, display
+
+    display(Markdown(text))
+
+
+def glue(name: str, value: Any, display: bool = False) -> None:
+    """myst-nb's glue when building the book, else show ``name = value`` (or the figure).
+
+    Strings are glued as Markdown, for ``{glue:md}`` in the prose (``{glue:text}`` would show
+    a string's quotes). A figure is closed afterwards so it is not drawn twice."""
+    try:
+        from myst_nb import glue as nb_glue
+    except ImportError:
+        nb_glue = None
+    is_figure = hasattr(value, "savefig")
+    if nb_glue is not None:
+        if isinstance(value, str):
+            from IPython.display import Markdown
+
+            value = Markdown(value)
+        nb_glue(name, value, display=display)
+    elif is_figure:
+        from IPython.display import display as show
+
+        show(value)
+    else:
+        print(f"{name} = {value}")
+    if is_figure:
+        import matplotlib.pyplot as plt
+
+        plt.close(value)
+
+
+def glue_all(prefix: str, numbers: dict[str, Any]) -> None:
+    """Glue every entry of ``numbers`` as ``<prefix>_<key>`` for ``{glue:text}`` in the prose."""
+    for key, value in numbers.items():
+        glue(f"{prefix}_{key}", value)
+
+
+def colab_link(notebook: str) -> str:
+    """A markdown link that opens the unexecuted notebook on Colab."""
+    path = REPOSITORY.removeprefix("https://github.com/")
+    url = f"https://colab.research.google.com/github/{path}/blob/main/notebooks/{notebook}.ipynb"
+    return f"[Open this chapter in Colab]({url}) (it installs the package from {REPOSITORY})."
