@@ -59,7 +59,9 @@ class PageOutputs(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
         self._divs: list[bool] = []  # one per open <div>: does it open an output area?
-        self.images: list[str] = []
+        self._figure_depth = 0
+        self.images: list[str] = []  # <img> in cell outputs
+        self.figures: list[str] = []  # <img> inside <figure>: glued, captioned figures
         self.classes: set[str] = set()
         self.output_text: list[str] = []
         self.page_text: list[str] = []
@@ -75,12 +77,18 @@ class PageOutputs(HTMLParser):
             self._divs.append("cell_output" in classes)
             if self.in_output:
                 self.classes.update(classes)
+        elif tag == "figure":
+            self._figure_depth += 1
         elif tag == "img" and self.in_output:
             self.images.append(attributes.get("src") or "")
+        elif tag == "img" and self._figure_depth:
+            self.figures.append(attributes.get("src") or "")
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "div" and self._divs:
             self._divs.pop()
+        elif tag == "figure" and self._figure_depth:
+            self._figure_depth -= 1
 
     def handle_data(self, data: str) -> None:
         self.page_text.append(data)
@@ -148,12 +156,14 @@ def test_mathjax_is_served_locally(html: Path) -> None:
 
 @pytest.mark.parametrize("name", CHAPTERS)
 def test_chapter_has_figure_and_no_errors(html: Path, name: str) -> None:
-    """Each chapter shows at least one figure and no stderr, traceback or error output."""
+    """Each chapter shows every figure its notebook glues (``{glue:figure}``, at least one) and
+    no stderr, traceback or error output."""
     page = html / "_nb" / f"{name}.html"
     assert page.is_file(), f"chapter {name} was not built"
     outputs = parse(page)
-    figures = [src for src in outputs.images if src.endswith((".png", ".svg"))]
-    assert figures, f"{name}: no figure in the notebook outputs"
+    figures = [src for src in outputs.images + outputs.figures if src.endswith((".png", ".svg"))]
+    expected = max(1, (BOOK / "_nb" / f"{name}.ipynb").read_text().count("{glue:figure}"))
+    assert len(figures) >= expected, f"{name}: {len(figures)} figures, expected {expected}"
     for src in figures:
         assert (page.parent / src).is_file(), f"{name}: missing image {src}"
     assert not {"stderr", "traceback"} & outputs.classes, f"{name}: stderr or error output"

@@ -59,6 +59,8 @@ TARGETS: dict[str, tuple[str, float]] = {
 # small test set only makes its few logging steps (step 0 and the end) cheap.
 THROUGHPUT_N_TEST = 100
 
+EVAL_SHARE_WARMUP = 5  # steps of the evaluation-share run left out of its training cost
+
 # Sizes of run_all: (steps per repetition, repetitions, warm-up steps) per benchmark.
 SIZES: dict[bool, dict[str, Any]] = {
     False: dict(
@@ -467,7 +469,9 @@ def eval_share(
     ``on_step`` hook). ``share`` is eval / (eval + train) of this run; ``paper_projected``
     puts the paper's 1e5 steps and its log points into the same costs; ``profiles`` does the
     same for each profile of claim 2, scaling evaluation by its number of test images.
-    ``reported_share`` is the same ratio from ``timing`` alone.
+    ``reported_share`` is the ratio from ``timing`` alone, for comparison: its
+    ``train_seconds`` comes out one evaluation short, because the step-0 evaluation runs
+    before the trainer's clock starts but is subtracted from it with the others.
     """
     from omnigrok.claims.large_init import PROFILES
 
@@ -484,7 +488,9 @@ def eval_share(
 
     configs = [base.replace(seed=s) for s in range(k)]
     timing = train_ensemble(configs, dev, progress=False, data=data, on_step=on_step)[0].timing
-    train_steps = [stamps[s] - stamps[s - 1] for s in range(2, steps + 1) if s not in schedule]
+    # The first steps warm up allocator and caches; past them, steps that did not evaluate.
+    first = min(EVAL_SHARE_WARMUP, steps // 2) + 1
+    train_steps = [stamps[s] - stamps[s - 1] for s in range(first, steps + 1) if s not in schedule]
     train_per_step = float(np.mean(train_steps))
     eval_per_point = timing["eval_seconds"] / len(schedule)
     eval_per_example = eval_per_point / (data.n_train + len(data.x_test))
@@ -666,3 +672,77 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         },
     )
     return table
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """A markdown table of ``rows`` (dicts with the same keys); floats to 4 significant
+    digits, NaN and None as blanks."""
+
+    def cell(value) -> str:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return ""
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    header = list(rows[0])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(r[k]) for k in header) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def figure(results: dict[str, Any]):
+    """Run-steps per second of each loop (log scale), plain loops and the trainer side by side,
+    with the machine in the title."""
+    import matplotlib.pyplot as plt
+
+    from omnigrok.plots import PALETTE
+
+    table = [r for r in rows(results) if math.isfinite(r["run-steps/s"])]
+    labels = [f"{r['benchmark']} ({r['dtype']})" for r in table]
+    colors = [
+        PALETTE[1] if "plain" in r["benchmark"].lower() or "Nanda" in r["benchmark"] else PALETTE[0]
+        for r in table
+    ]
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(table) + 1.2))
+    ax.barh(labels, [r["run-steps/s"] for r in table], color=colors)
+    ax.invert_yaxis()
+    ax.set(xscale="log", xlabel="run-steps per second (log; higher is faster)")
+    m = results["machine"]
+    ax.set_title(
+        f"orange: the usual single-run loop, blue: this project's code\n"
+        f"{m.get('cpu', '')}, {m.get('torch_threads', '')} threads, device {m.get('device', '')}",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    return fig
+
+
+def profile_costs(results: dict[str, Any], profiles: Sequence[str] = ("smoke", "quick", "paper")):
+    """Projected training time of each profile's book on the measured machine: run-steps per
+    task (``omnigrok.claims.cost``) times the trainer's measured seconds per run-step (MNIST
+    and teacher-student at the largest K measured; modular addition from the P = 113 K = 1 step,
+    scaled by training-set size, since its full-batch cost is proportional to it). Training
+    only: evaluation adds its share on top."""
+    from omnigrok.claims.common import MODADD_PROFILES
+    from omnigrok.claims.cost import run_steps
+
+    k = max(results["trainer_mnist"], key=int)
+    per_run_step = {
+        "mnist": 1 / results["trainer_mnist"][k]["run_steps_per_second"],
+        "teacher_student": 1 / results["teacher_student"]["trainer"]["run_steps_per_second"],
+    }
+    tf = results["transformer"]
+    modadd_step = tf.get("trainer", tf["stacked"])["seconds_per_step"]
+    rows_out = []
+    for profile in profiles:
+        m = MODADD_PROFILES[profile]
+        per_run_step["modadd"] = modadd_step * int(m["train_frac"] * m["p"] ** 2) / 3830
+        for task, steps in run_steps(profile).items():
+            rows_out.append(
+                {
+                    "profile": profile,
+                    "task": task,
+                    "run-steps": steps,
+                    "projected hours": steps * per_run_step[task] / 3600,
+                }
+            )
+    return rows_out

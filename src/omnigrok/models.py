@@ -120,14 +120,20 @@ def transformer_forward(params: Params, tokens: torch.Tensor) -> torch.Tensor:
     position (``omnigrok.reference.NandaTransformer`` computes every position; tests compare).
     """
     x = _embed(params, tokens)
-    n_heads, d_head = params["W_Q"].shape[1], params["W_Q"].shape[2]
-    q = torch.einsum("kbd,khed->kbhe", x[:, :, -1], params["W_Q"])
-    k = torch.einsum("kbpd,khed->kbhpe", x, params["W_K"])
-    v = torch.einsum("kbpd,khed->kbhpe", x, params["W_V"])
-    scores = torch.einsum("kbhe,kbhpe->kbhp", q, k) / math.sqrt(d_head)
-    z = torch.einsum("kbhp,kbhpe->kbhe", scores.softmax(dim=-1), v)
-    z = z.reshape(*z.shape[:2], n_heads * d_head)
-    resid = x[:, :, -1] + torch.bmm(z, params["W_O"].transpose(1, 2))
+    k_runs, batch, n_ctx, d_model = x.shape
+    _, n_heads, d_head, _ = params["W_Q"].shape
+    # Keys and values of every position in one GEMM per run; the query of the last only.
+    w_kv = torch.cat([params["W_K"], params["W_V"]], dim=1).reshape(k_runs, -1, d_model)
+    kv = torch.bmm(x.reshape(k_runs, batch * n_ctx, d_model), w_kv.transpose(1, 2))
+    k, v = kv.view(k_runs, batch, n_ctx, 2, n_heads, d_head).unbind(dim=3)
+    last = x[:, :, -1]
+    w_q = params["W_Q"].reshape(k_runs, n_heads * d_head, d_model)
+    q = torch.bmm(last, w_q.transpose(1, 2)).view(k_runs, batch, 1, n_heads, d_head)
+    # With n_ctx = 3, scores and mixing are cheaper as broadcasts than as tiny batched GEMMs.
+    scores = (q * k).sum(dim=-1) / math.sqrt(d_head)  # [K, B, n_ctx, H]
+    z = (scores.softmax(dim=2).unsqueeze(-1) * v).sum(dim=2)  # [K, B, H, d_head]
+    z = z.reshape(k_runs, batch, n_heads * d_head)
+    resid = last + torch.bmm(z, params["W_O"].transpose(1, 2))
     hidden = torch.relu(
         torch.baddbmm(params["b_in"][:, None], resid, params["W_in"].transpose(1, 2))
     )

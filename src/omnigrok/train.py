@@ -7,8 +7,8 @@ weight norm after every step (the "constrained" runs). Per step:
 1. each run takes its own minibatch (its own order, from its seed) or the full batch;
 2. loss per run; their sum is back-propagated, so each run gets exactly its own gradient;
 3. AdamW with per-run lr and weight decay; a run whose loss overflows (NaN, inf, or so large
-   that its squared gradients would overflow) or whose weights stop being finite is marked
-   diverged at that step and frozen, the others go on;
+   that its squared gradients would overflow) is marked diverged at that step and frozen, the
+   others go on (a constrained run whose weights stop being finite, likewise);
 4. constrained runs are projected back to their target norm;
 5. on the logging schedule: train/test loss and accuracy, global and per-tensor norms.
 
@@ -187,6 +187,7 @@ def train_ensemble(
     fixed = as_tensor([c.target_norm or math.nan for c in configs], dtype=dtype)
     target = torch.where(as_tensor([c.constraint == "init" for c in configs]), initial_norm, fixed)
     constrained = as_tensor([c.constraint != "none" for c in configs])
+    any_constrained = any(c.constraint != "none" for c in configs)
     opt = StackedAdamW(
         params,
         lr=as_tensor([c.lr for c in configs], dtype=dtype),
@@ -252,11 +253,11 @@ def train_ensemble(
             diverged_at[i] = step
         alive.logical_and_(finite)
 
+    t_start = time.perf_counter()
     if start == 0 and 0 in log_set:
         log(0)
     bar = _progress(cfg.steps, start, progress)
     last_checkpoint = time.perf_counter()
-    t_start = time.perf_counter()
     for step in range(start, cfg.steps):
         idx = batches.indices(step)
         if idx is None:
@@ -265,15 +266,18 @@ def train_ensemble(
             x, y = data.x_train[idx], data.y_train[idx]
         losses = loss_per_run(forward(cfg.model, params, x), y, cfg.loss, data.n_classes)
         finite = losses.detach().abs() < overflow  # False for NaN and inf too
-        if not bool(finite[alive].all()):
+        if not bool((finite | ~alive).all()):
             mark_diverged(finite, step + 1)
         torch.where(alive, losses, torch.zeros_like(losses)).sum().backward()
         opt.step(alive)
         opt.zero_grad()
-        norms = project_to_norm_(params, target, constrained & alive)
-        finite = torch.isfinite(norms)
-        if not bool(finite[alive].all()):
-            mark_diverged(finite, step + 1)
+        if any_constrained:
+            norms = project_to_norm_(params, target, constrained & alive)
+            finite = torch.isfinite(norms)
+            if not bool((finite | ~alive).all()):
+                mark_diverged(finite, step + 1)
+        # Unconstrained runs skip the norm pass: weights gone non-finite show up as a
+        # non-finite loss at the next step, which marks the run diverged then.
         if step + 1 in log_set:
             log(step + 1)
             _show(bar, records)

@@ -18,18 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from omnigrok.claims.common import fetch, resolve
+from omnigrok.claims.common import fetch, modadd_base, resolve
 from omnigrok.config import RunConfig
 from omnigrok.metrics import first_step_reaching, spread
-from omnigrok.presets import modadd_run
 from omnigrok.train import RunResult
 from omnigrok.verdict import Verdict, judge
 
-PROFILES = {
-    "smoke": dict(p=23, train_frac=0.5, steps=150, n_log=60),
-    "quick": dict(p=113, train_frac=0.3, steps=3000, n_log=200),
-    "paper": dict(p=113, train_frac=0.3, steps=20_000, n_log=400),
-}
 DEFAULT_SEEDS = 5  # the claim asks for 5 seeds in every profile but smoke
 
 
@@ -48,9 +42,7 @@ def setup(profile: str = "quick", seeds=None, device: str = "auto") -> Setup:
     if seeds is None and profile != "smoke":
         seeds = list(range(DEFAULT_SEEDS))
     profile, seeds, device = resolve(profile, seeds, device)
-    p = PROFILES[profile]
-    base = modadd_run(p=p["p"], train_frac=p["train_frac"], steps=p["steps"], n_log=p["n_log"])
-    return Setup(profile, tuple(seeds), device, base)
+    return Setup(profile, tuple(seeds), device, modadd_base(profile))
 
 
 def run(s: Setup, progress: bool = True) -> list[RunResult]:

@@ -19,26 +19,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from omnigrok.claims import large_init
-from omnigrok.claims.common import fetch, resolve
+from omnigrok.claims.common import fetch, modadd_base, resolve
 from omnigrok.claims.goldilocks import goldilocks_norm_of
 from omnigrok.config import RunConfig, check_float
 from omnigrok.metrics import first_step_reaching, spread
 from omnigrok.models import init_params
 from omnigrok.norms import global_norm
-from omnigrok.presets import modadd_run
 from omnigrok.verdict import Verdict, judge
 
 REGIMES = ("unconstrained", "held at w_c", "held at α·w0")
 THRESHOLD = {"mnist": large_init.GENERALIZED, "modadd": 0.95}
 TASK_LABELS = {"mnist": "MNIST (N=1000)", "modadd": "modular addition"}
 MODADD_WC_ALPHA = 0.8  # the paper's constrained modular-addition run
-
-# Modular addition sizes per profile (the MNIST runs are claim 2's, shared through the store).
-MODADD = {
-    "smoke": dict(p=23, train_frac=0.5, steps=150, n_log=40),
-    "quick": dict(p=113, train_frac=0.3, steps=3000, n_log=120),
-    "paper": dict(p=113, train_frac=0.3, steps=20_000, n_log=250),
-}
 
 
 @dataclass(frozen=True)
@@ -58,26 +50,17 @@ class Setup:
         return [base.replace(seed=s) for s in self.seeds]
 
 
-def modadd_base(profile: str, init_scale: float) -> RunConfig:
-    m = MODADD[profile]
-    return modadd_run(
-        p=m["p"],
-        train_frac=m["train_frac"],
-        steps=m["steps"],
-        n_log=m["n_log"],
-        init_scale=init_scale,
-    )
-
-
 def setup(
     profile: str = "quick",
     seeds=None,
     device: str = "auto",
     init_scale: float = 8.0,
     modadd_init_scale: float = 1.0,
+    mnist_w_c: float | None = None,
 ) -> Setup:
     """``init_scale``: α of the MNIST runs; ``modadd_init_scale``: α of modular addition's
-    (1 is the paper's grokking baseline)."""
+    (1 is the paper's grokking baseline); ``mnist_w_c``: the MNIST target norm (None: claim
+    1's Goldilocks norm for the profile, trained if it is not stored)."""
     profile, seeds, device = resolve(profile, seeds, device)
     init_scale = check_float("init_scale", init_scale, positive=True)
     modadd_init_scale = check_float("modadd_init_scale", modadd_init_scale, positive=True)
@@ -85,10 +68,10 @@ def setup(
     modadd = modadd_base(profile, modadd_init_scale)
     # w_c of modular addition: the norm of Nanda's init at α = 0.8, averaged over the seeds.
     w0 = global_norm(init_params(modadd.model, seeds)).mean().item()
-    w_c = {
-        "mnist": goldilocks_norm_of("mnist", profile, seeds, device),
-        "modadd": MODADD_WC_ALPHA * w0,
-    }
+    if mnist_w_c is None:
+        mnist_w_c = goldilocks_norm_of("mnist", profile, seeds, device)
+    mnist_w_c = check_float("mnist_w_c", mnist_w_c, positive=True)
+    w_c = {"mnist": mnist_w_c, "modadd": MODADD_WC_ALPHA * w0}
     return Setup(profile, tuple(seeds), device, {"mnist": mnist, "modadd": modadd}, w_c)
 
 

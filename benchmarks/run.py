@@ -1,0 +1,38 @@
+"""Speed benchmark of the stacked trainer against the usual PyTorch loop (the logic is in
+``omnigrok.bench``; this prints it).
+
+    python benchmarks/run.py [--device cpu|cuda] [--quick] [--json out.json]
+
+``--quick`` runs every benchmark at tiny sizes in seconds: a smoke test, its numbers are noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from omnigrok import bench
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
+    parser.add_argument("--json", type=Path, help="also write every number to this file")
+    args = parser.parse_args(argv)
+
+    results = bench.run_all(args.device, quick=args.quick)
+    print("Machine: " + ", ".join(f"{k}={v}" for k, v in results["machine"].items()))
+    print("\n" + bench.markdown_table(bench.rows(results)))
+    print("\n" + bench.markdown_table(results["ratios"]))
+    share = results["eval_share"]
+    profiles = ", ".join(f"{k} {v:.1%}" for k, v in share["profiles"].items())
+    print(f"\nEvaluation share projected for claim 2's profiles: {profiles}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,177 @@
+"""Build the HTML book in one command: execute the chapter notebooks, then run Jupyter Book.
+
+    python book/build.py --profile quick
+
+Chapters are listed in book/_toc.yml; an entry ``_nb/<name>`` means: execute
+``notebooks/<name>.ipynb`` with papermill (parameter ``profile``) into ``book/_nb/<name>.ipynb``.
+Jupyter Book itself never executes anything (``execute_notebooks: "off"``), and it runs with
+warnings as errors. Exits non-zero when a notebook fails or Sphinx warns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import papermill
+import yaml
+from papermill.exceptions import PapermillExecutionError
+
+BOOK = Path(__file__).resolve().parent
+REPO = BOOK.parent
+NB_OUT = BOOK / "_nb"
+MATHJAX_CACHE = BOOK / "_mathjax"
+MATHJAX_SITE = BOOK / "_extra" / "mathjax"
+PROFILES = ("smoke", "quick", "paper")
+
+
+def toc_entries(node: object) -> Iterator[str]:
+    """Yield every ``file`` and ``root`` value in a (nested) _toc.yml structure, in order."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("root", "file") and isinstance(value, str):
+                yield value
+            else:
+                yield from toc_entries(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from toc_entries(item)
+
+
+def chapter_names(toc: Path = BOOK / "_toc.yml") -> list[str]:
+    """Names of the notebooks the toc asks for: ``_nb/claim1`` gives ``claim1``."""
+    entries = toc_entries(yaml.safe_load(toc.read_text()))
+    return [entry.removeprefix("_nb/") for entry in entries if entry.startswith("_nb/")]
+
+
+def ensure_mathjax() -> None:
+    """Put MathJax 3 at ``_extra/mathjax`` so equations render with no CDN (the build is offline).
+
+    npm installs into a gitignored cache once; html_extra_path then copies it into the site.
+    """
+    if (MATHJAX_SITE / "tex-chtml.js").is_file():
+        return
+    es5 = MATHJAX_CACHE / "node_modules" / "mathjax" / "es5"
+    if not (es5 / "tex-chtml.js").is_file():
+        npm = ["npm", "install", "--no-save", "--no-audit", "--no-fund", "--prefix"]
+        subprocess.run([*npm, str(MATHJAX_CACHE), "mathjax@3"], check=True)
+    shutil.copytree(es5, MATHJAX_SITE, dirs_exist_ok=True)
+
+
+def execute(names: list[str], notebooks: Path, profile: str) -> tuple[dict[str, float], list[Path]]:
+    """Run each notebook through papermill; return seconds per notebook and the failed outputs.
+
+    A failure does not stop the others (each is independent and may be long), and its partially
+    executed notebook stays in book/_nb so the traceback can be read there.
+    """
+    NB_OUT.mkdir(exist_ok=True)
+    seconds: dict[str, float] = {}
+    failed: list[Path] = []
+    for name in names:
+        source, output = notebooks / f"{name}.ipynb", NB_OUT / f"{name}.ipynb"
+        start = time.perf_counter()
+        try:
+            # kernel_name pins the kernel of the Python running this script, whatever kernel the
+            # notebook was last saved with, so the book always runs the installed package.
+            papermill.execute_notebook(
+                source,
+                output,
+                parameters={"profile": profile},
+                kernel_name="python3",
+                cwd=notebooks,
+                progress_bar=False,
+            )
+        except PapermillExecutionError as error:
+            failed.append(output)
+            print(f"FAILED {name}: {error.ename}: {error.evalue}; see {output}", file=sys.stderr)
+        except Exception as error:  # no kernel, invalid notebook, ...: the chapter failed too
+            failed.append(output)
+            print(f"FAILED {name}: {error!r}; see {output}", file=sys.stderr)
+        seconds[name] = round(time.perf_counter() - start, 2)
+        print(f"{name:>12}: {seconds[name]:8.1f} s", flush=True)
+    return seconds, failed
+
+
+def executed_profile(names: list[str]) -> str | None:
+    """The profile papermill recorded in the executed notebooks (None if absent or mixed)."""
+    profiles = {
+        json.loads((NB_OUT / f"{name}.ipynb").read_text())["metadata"]
+        .get("papermill", {})
+        .get("parameters", {})
+        .get("profile")
+        for name in names
+    }
+    return profiles.pop() if len(profiles) == 1 else None
+
+
+def jupyter_book(names: list[str]) -> int:
+    """Build the HTML with warnings as errors; ``--all`` so no warning hides in a cached page."""
+    missing = [name for name in names if not (NB_OUT / f"{name}.ipynb").is_file()]
+    if missing:
+        print(f"not executed yet (run without --skip-execute): {missing}", file=sys.stderr)
+        return 1
+    ensure_mathjax()
+    exe = Path(sys.executable).with_name("jupyter-book")
+    command = [str(exe), "build", str(BOOK), "-W", "--keep-going", "--all"]
+    status = subprocess.run(command).returncode
+    if status != 0:
+        print(f"jupyter-book failed (exit {status})", file=sys.stderr)
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, build the book, write the build report; return the exit status."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", choices=PROFILES, default="quick")
+    parser.add_argument("--notebooks", type=Path, default=REPO / "notebooks")
+    parser.add_argument("--results", type=Path, help="OMNIGROK_RESULTS (default: <repo>/results)")
+    parser.add_argument("--skip-execute", action="store_true", help="reuse the notebooks in _nb")
+    args = parser.parse_args(argv)
+
+    # The kernels inherit this, so a second build loads the stored results instead of training.
+    if args.results:
+        os.environ["OMNIGROK_RESULTS"] = str(args.results.resolve())
+    os.environ.setdefault("OMNIGROK_RESULTS", str(REPO / "results"))
+
+    start = time.perf_counter()
+    names = chapter_names()
+    seconds: dict[str, float] = {}
+    status = 0
+    if not args.skip_execute:
+        notebooks = args.notebooks.resolve()
+        absent = [name for name in names if not (notebooks / f"{name}.ipynb").is_file()]
+        if absent:
+            print(f"_toc.yml lists notebooks missing from {notebooks}: {absent}", file=sys.stderr)
+            return 1
+        print(f"profile {args.profile}, results in {os.environ['OMNIGROK_RESULTS']}")
+        seconds, failed = execute(names, notebooks, args.profile)
+        if failed:
+            print(f"{len(failed)} notebook(s) failed; not building the HTML", file=sys.stderr)
+            status = 1
+    if status == 0:
+        status = jupyter_book(names)
+
+    total = round(time.perf_counter() - start, 2)
+    report = {
+        "profile": args.profile if not args.skip_execute else executed_profile(names),
+        "notebook_seconds": seconds,
+        "total_seconds": total,
+        "ok": status == 0,
+    }
+    (BOOK / "_build").mkdir(exist_ok=True)
+    (BOOK / "_build" / "build_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"{'total':>12}: {total:8.1f} s")
+    if status == 0:
+        print(f"built {BOOK / '_build' / 'html' / 'index.html'}")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""The benchmarks: fast paths compute what the simple paths compute, and the measurement
+functions return sane numbers at tiny sizes (the full benchmark is benchmarks/run.py)."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from omnigrok import bench
+from omnigrok.config import TaskSpec
+from omnigrok.data import make_task
+from omnigrok.models import forward, init_params, transformer_forward
+from omnigrok.norms import scale_
+from omnigrok.presets import mnist_run, modadd_run
+from omnigrok.reference import NandaTransformer, PlainMLP
+from omnigrok.train import _Batches, log_schedule, loss_per_run, train_ensemble
+
+
+def test_stacked_transformer_equals_nanda_logits_and_gradients_float32():
+    """The benchmarked shortcut (only the last position feeds the logits) is the same math."""
+    cfg = modadd_run()
+    data = make_task(cfg.task)
+    tokens, labels = data.x_train[:256], data.y_train[:256]
+    params = init_params(cfg.model, [3], dtype=torch.float32)
+    model = NandaTransformer(cfg.model).load_run(params, 0)
+    assert bench.transformer_logit_diff(params, model, tokens) <= 1e-5
+
+    for p in params.values():
+        p.requires_grad_(True)
+    loss_per_run(transformer_forward(params, tokens), labels, "ce", cfg.task.p).sum().backward()
+    F.cross_entropy(model(tokens), labels).backward()
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(params[name].grad[0], p.grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_plain_mnist_step_equals_trainer_step():
+    """One step of the plain loop (nn.Sequential, AdamW, MSELoss) and of train_ensemble from
+    the same init on the same batch: the same loss before and after."""
+    cfg = mnist_run(task=TaskSpec("mnist", n_test=100), steps=1, n_log=2, seed=2, dtype="float64")
+    data = make_task(cfg.task, "cpu", "float64")
+    result = train_ensemble([cfg], device="cpu", progress=False, data=data)[0]
+
+    params = init_params(cfg.model, [cfg.seed], dtype=torch.float64)
+    scale_(params, torch.tensor([cfg.init_scale], dtype=torch.float64))
+    model = PlainMLP(cfg.model).double().load_run(params, 0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    idx = _Batches([cfg.seed], data.n_train, cfg.batch_size, "cpu").indices(0)[0]
+
+    def train_mse() -> float:
+        with torch.no_grad():
+            return F.mse_loss(model(data.x_train), F.one_hot(data.y_train, 10).double()).item()
+
+    assert result["train_loss"][0] == pytest.approx(train_mse(), rel=1e-12)
+    x, target = data.x_train[idx], F.one_hot(data.y_train[idx], 10).double()
+    step_loss = bench.plain_train_step(model, optimizer, nn.MSELoss(), x, target)
+    stacked_loss = loss_per_run(forward(cfg.model, params, x), data.y_train[idx], "mse", 10)
+    assert step_loss.item() == pytest.approx(stacked_loss.item(), rel=1e-12)
+    assert result["train_loss"][1] == pytest.approx(train_mse(), rel=1e-9)
+    assert result["train_loss"][1] < result["train_loss"][0]
+
+
+def test_mlp_train_flops_counts_the_paper_mlp():
+    weights = 784 * 200 + 200 * 200 + 200 * 10
+    assert bench.mlp_train_flops((784, 200, 200, 10), 200) == 6 * 200 * weights
+    exact = bench.mlp_train_flops((784, 200, 200, 10), 200, exact=True)
+    assert exact == 6 * 200 * weights - 2 * 200 * 784 * 200
+
+
+def test_n_log_for_density_matches_the_paper_schedule():
+    paper_points = len(log_schedule(100_000, 250))
+    assert bench.n_log_for_density(100_000) == 250
+    short = bench.n_log_for_density(2000)
+    assert len(log_schedule(2000, short)) >= paper_points * 2000 / 100_000
+    assert bench.n_log_for_density(50) == 2  # the fewest a schedule can have
+
+
+def _check_timing(result: dict, timed_steps: int) -> None:
+    assert result["timed_steps"] == timed_steps
+    assert 0 < result["best_seconds_per_step"] <= result["seconds_per_step"] < 60
+    assert result["run_steps_per_second"] == pytest.approx(result["k"] / result["seconds_per_step"])
+
+
+def test_measurements_return_sane_structures_at_tiny_sizes():
+    limit = bench.matmul_limit(64, "float32", repeats=2)
+    assert limit["n"] == 64 and limit["gflops"] > 0 and limit["dtype"] == "float32"
+
+    plain = bench.plain_mnist_loop("float32", steps=2, repeats=2, warmup=1)
+    _check_timing(plain, 4)
+    assert plain["k"] == 1 and plain["gflops"] > 0
+
+    trainer = bench.trainer_mnist(3, steps=1, repeats=2, warmup=1, limit_gflops=limit["gflops"])
+    _check_timing(trainer, 2)
+    assert trainer["k"] == 3 and trainer["flops_per_step"] == 3 * plain["flops_per_step"]
+    assert trainer["fraction_of_limit_exact"] < trainer["fraction_of_limit"]
+    assert set(trainer["timing"]) == {"train_seconds", "eval_seconds"}
+
+    _check_timing(bench.plain_teacher_student_loop(steps=2, repeats=2, warmup=1), 4)
+    _check_timing(bench.trainer_teacher_student(4, steps=2, repeats=2, warmup=1), 4)
+
+    info = bench.machine()
+    assert info["device"] == "cpu" and info["torch"] == torch.__version__ and info["cores"] >= 1
+
+
+def test_transformer_step_is_timed_and_equal():
+    result = bench.transformer_step(steps=1, repeats=1, warmup=0, with_trainer=False)
+    assert result["max_abs_logit_diff"] <= 1e-5 and result["n_train"] == 3830
+    _check_timing(result["plain"], 1)
+    _check_timing(result["stacked"], 1)
+    assert result["speedup"] > 0 and "trainer" not in result
+
+
+def test_eval_share_measures_and_projects():
+    result = bench.eval_share(k=2, steps=40)
+    assert result["log_points"] == 3  # 0, 30 and 40
+    assert 0 < result["share"] < 1 and 0 < result["paper_projected"] < result["share"]
+    assert set(result["profiles"]) == {"smoke", "quick", "paper"}
+    assert result["profiles"]["paper"] == pytest.approx(result["paper_projected"])
+
+
+def _fake_results(trainer_speed: float, share: float) -> dict:
+    timed = lambda k, speed, **kw: {"k": k, "run_steps_per_second": speed, **kw}  # noqa: E731
+    trainer = timed(20, trainer_speed, gflops=90.0, fraction_of_limit=0.9)
+    trainer["fraction_of_limit_exact"] = 0.7
+    return {
+        "matmul": {"gflops": 100.0},
+        "plain_mnist": {"float64": timed(1, 10.0), "float32": timed(1, 20.0)},
+        "trainer_mnist": {"1": timed(1, 5.0, fraction_of_limit=0.1), "20": trainer},
+        "teacher_student": {"plain": timed(1, 100.0), "trainer": timed(20, 1000.0)},
+        "transformer": {"speedup": 2.0, "max_abs_logit_diff": 0.0},
+        "eval_share": {
+            "share": share,
+            "paper_projected": share / 2,
+            "steps": 2000,
+            "log_points": 5,
+            "k": 5,
+            "paper_steps": 100_000,
+            "paper_log_points": 247,
+        },
+    }
+
+
+def test_ratios_compare_with_the_targets():
+    checks = {r["name"]: r for r in bench.ratios(_fake_results(trainer_speed=50.0, share=0.12))}
+    assert set(checks) == set(bench.TARGETS)
+    assert checks["mnist_k20_fraction_of_matmul_limit"]["passed"]
+    assert checks["mnist_k20_per_run_vs_plain_float64"]["value"] == pytest.approx(5.0)
+    assert checks["mnist_k20_per_run_vs_plain_float32"]["value"] == pytest.approx(2.5)
+    assert not checks["teacher_student_per_run_vs_plain"]["passed"]  # 10x < 20x
+    assert checks["transformer_speedup"]["passed"]
+    assert checks["transformer_max_abs_logit_diff"]["passed"]
+    assert not checks["eval_share_measured"]["passed"]
+    assert checks["eval_share_paper_projected"]["passed"]
+    assert checks["eval_share_measured"]["target"] == "< 0.1"
+    nan = bench.ratios(_fake_results(trainer_speed=math.nan, share=0.01))
+    assert not next(r for r in nan if r["name"].endswith("float64"))["passed"]
