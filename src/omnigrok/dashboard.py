@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from omnigrok.claims import axes, constraint, goldilocks, large_init
 from omnigrok.verdict import Verdict
 
@@ -76,8 +78,26 @@ def claims_table(o: Outcomes) -> str:
     """Markdown table, one row per claim, linking to its chapter."""
     lines = ["| claim | measured (mean ± sd over seeds) | verdict |", "|---|---|---|"]
     for chapter, claim, measured, verdict in rows(o):
-        lines.append(f"| [{claim}]({chapter}.html) | {measured} | **{verdict.status}** |")
+        lines.append(f"| [{claim}]({chapter}.ipynb) | {measured} | **{verdict.status}** |")
     return "\n".join(lines)
+
+
+def _points(ax, groups: dict[str, Any], colors) -> None:
+    """A column of points per group; a group with no finite value is labelled "none"."""
+    for i, (values, color) in enumerate(zip(groups.values(), colors, strict=False)):
+        values = np.asarray(values, float)
+        finite = values[np.isfinite(values)]
+        ax.scatter(np.full(len(finite), i), finite, color=color, s=22)
+        if len(finite) < len(values):
+            ax.annotate(
+                f"{len(values) - len(finite)} never",
+                (i, 0.5),
+                xycoords=("data", "axes fraction"),
+                ha="center",
+                fontsize=7,
+            )
+    ax.set_xticks(range(len(groups)), list(groups), fontsize=8)
+    ax.set_xlim(-0.6, len(groups) - 0.4)
 
 
 def figure(o: Outcomes):
@@ -96,13 +116,14 @@ def figure(o: Outcomes):
     plot_seeds(ax[1], o.large_init.main, "test_acc", "log", PALETTE[1], "test")
     plot_seeds(ax[1], o.large_init.main, "train_acc", "log", PALETTE[0], "train")
     ax[1].set_title("2. MNIST α=8: accuracy")
-    for task, color in (("mnist", PALETTE[2]), ("modadd", PALETTE[4])):
-        ratio, _ = constraint.speedup(o.constraint, task)
-        ax[2].scatter([constraint.TASK_LABELS[task]] * len(ratio), ratio, color=color)
+    speedups = {
+        constraint.TASK_LABELS[task]: constraint.speedup(o.constraint, task)[0]
+        for task in ("mnist", "modadd")
+    }
+    _points(ax[2], speedups, (PALETTE[2], PALETTE[4]))
     ax[2].set(yscale="log", ylabel="speedup per seed", title="3. held at w_c vs free")
     widths = [axes.jump(r) for r in o.axes]
-    for key, color in (("linear", PALETTE[0]), ("log", PALETTE[3])):
-        ax[3].scatter([f"{key} axis"] * len(widths), [w[key] for w in widths], color=color)
+    _points(ax[3], {f"{k} axis": [w[k] for w in widths] for k in ("linear", "log")}, PALETTE[::3])
     ax[3].set(ylabel="10→90% jump, share of x-range", title="4. how sudden it looks")
     for a in ax[:2]:
         a.legend(fontsize=7)

@@ -296,8 +296,15 @@ def train_ensemble(
 
 
 def _progress(total: int, initial: int, enabled: bool):
-    from tqdm.auto import tqdm
+    import warnings
 
+    from tqdm import TqdmWarning, tqdm
+
+    if enabled:
+        # In Jupyter without ipywidgets tqdm.auto warns and falls back to text: fine, no warning.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", TqdmWarning)
+            from tqdm.auto import tqdm
     return tqdm(total=total, initial=initial, disable=not enabled, unit="step", mininterval=1.0)
 
 
