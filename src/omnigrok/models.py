@@ -16,6 +16,7 @@ import math
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 
 from omnigrok.config import MLPSpec, TransformerSpec
 
@@ -102,12 +103,15 @@ def init_transformer(
 
 
 def _embed(params: Params, tokens: torch.Tensor) -> torch.Tensor:
+    """Token plus position embeddings, ``[K, B, n_ctx, d_model]``.
+
+    A one-hot matrix product rather than a gather: the gather's backward accumulates into
+    the same few rows of W_E (the '=' token is in every example), which serialises on a GPU;
+    the product's backward is one GEMM, and on a CPU both cost about the same."""
     w_e = params["W_E"].transpose(1, 2)  # [K, d_vocab, d_model]
-    if tokens.dim() == 2:
-        x = w_e[:, tokens]
-    else:
-        x = w_e[torch.arange(w_e.shape[0], device=tokens.device)[:, None, None], tokens]
-    return x + params["W_pos"][:, None]  # [K, B, n_ctx, d_model]
+    one_hot = F.one_hot(tokens, w_e.shape[1]).to(w_e.dtype)  # [(K,) B, n_ctx, d_vocab]
+    x = torch.matmul(one_hot.flatten(-3, -2), w_e)  # [K, B * n_ctx, d_model]
+    return x.unflatten(1, tokens.shape[-2:]) + params["W_pos"][:, None]
 
 
 def transformer_forward(params: Params, tokens: torch.Tensor) -> torch.Tensor:
