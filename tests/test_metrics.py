@@ -46,3 +46,12 @@ def test_judge_maps_checks_to_status():
     assert judge("c", "k", {"a": (True, "x"), "b": (False, "y")}).status == PARTLY
     v = judge("c", "k", {"a": (False, "x")})
     assert v.status == NOT_REPRODUCED and "✗ a: x" in v.markdown()
+
+
+def test_run_config_round_trips_through_its_dict():
+    from omnigrok.config import RunConfig, run_key
+    from omnigrok.presets import mnist_run, modadd_run
+
+    for cfg in (mnist_run(constraint="fixed", target_norm=3.0), modadd_run(p=23)):
+        again = RunConfig.from_dict(cfg.to_dict())
+        assert again == cfg and run_key(again) == run_key(cfg)

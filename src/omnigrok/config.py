@@ -266,9 +266,10 @@ class RunConfig:
         d = dict(d)
         model = dict(d.pop("model"))
         kind = model.pop("kind")
-        spec = MLPSpec(widths=tuple(model["widths"]), activation=model["activation"])
         if kind == "transformer":
             spec = TransformerSpec(**model)
+        else:
+            spec = MLPSpec(widths=tuple(model["widths"]), activation=model["activation"])
         return cls(task=TaskSpec(**d.pop("task")), model=spec, betas=tuple(d.pop("betas")), **d)
 
 
