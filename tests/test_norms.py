@@ -1,5 +1,6 @@
 """The paper's weight-norm tools (Sec. 2-3): global norm, scaling by α, projection."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -49,3 +50,22 @@ def test_projection_hits_target_only_where_active():
     after = global_norm(params)
     torch.testing.assert_close(after[:2], target[:2], rtol=1e-6, atol=0)
     assert after[2].item() == before[2].item()
+
+
+def test_trainer_holds_the_norm_after_every_step():
+    """Constrained runs, float32, every step logged: the norm stays at its target to 1e-6."""
+    from omnigrok.presets import mnist_run, teacher_student_run
+    from omnigrok.train import train_ensemble
+
+    runs = [
+        teacher_student_run(steps=60, n_log=200, constraint="fixed", target_norm=5.0, lr=1e-2),
+        teacher_student_run(steps=60, n_log=200, constraint="init", init_scale=3.0, seed=1),
+    ]
+    fixed, held = train_ensemble(runs, device="cpu", progress=False)
+    assert len(fixed.steps) == 61
+    np.testing.assert_allclose(fixed["norm"][1:], 5.0, rtol=1e-6)
+    np.testing.assert_allclose(held["norm"], held["norm"][0], rtol=1e-6)
+    mnist = mnist_run(steps=20, n_log=100, constraint="init", init_scale=8.0)
+    mnist = mnist.replace(task=mnist.task.__class__("mnist", n_test=100))
+    (result,) = train_ensemble([mnist], device="cpu", progress=False)
+    np.testing.assert_allclose(result["norm"], result["norm"][0], rtol=1e-6)
