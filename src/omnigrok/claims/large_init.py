@@ -27,7 +27,7 @@ GENERALIZED = 0.8  # test accuracy that counts as generalization (paper's run en
 # The paper: 1e5 steps at γ = 0.01. Smaller profiles keep lr·γ·steps = 1 (the same decay budget)
 # with a larger γ, which the delay estimate says compresses time by the same factor.
 PROFILES = {
-    "smoke": dict(steps=300, weight_decay=2.0, n_test=500, n_log=60),
+    "smoke": dict(steps=250, weight_decay=4.0, n_test=500, n_log=60),
     "quick": dict(steps=5000, weight_decay=0.2, n_test=2000, n_log=150),
     "paper": dict(steps=100_000, weight_decay=0.01, n_test=0, n_log=250),
 }
