@@ -63,3 +63,16 @@ def test_delay_ordering_needs_every_value_finite_and_increasing():
     assert large_init._increasing([100, 200, 400])
     assert not large_init._increasing([100, 90, 400])
     assert not large_init._increasing([100, math.inf, math.inf])
+
+
+def test_zone_edge_interpolates_where_accuracy_falls_below_the_threshold():
+    land = landscape([1, 0.3, 0.1, 0.5, 2])
+    acc = np.array([0.1, 0.9, 0.9, 0.7, 0.2])
+    land = goldilocks.Landscape(
+        land.task, land.alphas, land.norm, land.train_loss, land.test_loss, np.tile(acc, (2, 1))
+    )
+    norms = land.norm[0]
+    edge = land.zone_edge(0.8)
+    # Halfway (in accuracy) from the 3rd to the 4th grid point, on a log-norm scale.
+    assert math.isclose(edge, math.sqrt(norms[2] * norms[3]))
+    assert math.isnan(land.zone_edge(0.95))

@@ -53,9 +53,10 @@ def rows(o: Outcomes) -> list[tuple[str, str, str, Verdict]]:
         ),
         (
             "claim2",
-            "Large init (α=8) on MNIST: memorize, then generalize as w walks to w_c",
+            "Large init (α=8) on MNIST: memorize, then generalize as w walks into the zone",
             f"memorized at step {li['step_memorized']}; generalized at {li['step_generalized']}; "
-            f"norm then {li['norm_at_generalization']} vs w_c {li['w_c']}",
+            f"norm then {li['norm_at_generalization']} vs the Goldilocks zone's edge "
+            f"{li['w_edge']} (w_c {li['w_c']})",
             large_init.verdict(o.large_init),
         ),
         (

@@ -74,6 +74,23 @@ class Landscape:
         """w_c of the seed-mean test loss, over the seed-mean norm."""
         return goldilocks_norm(self.norm.mean(0), np.nanmean(self.test_loss, 0))
 
+    def zone_edge(self, accuracy: float) -> float:
+        """The largest held norm at which the seed-mean test accuracy still reaches
+        ``accuracy`` (interpolated in log norm): the upper edge of the Goldilocks zone at that
+        accuracy. NaN if no norm reaches it."""
+        norm, acc = self.norm.mean(0), np.nanmean(self.test_acc, 0)
+        order = np.argsort(norm)
+        norm, acc = norm[order], acc[order]
+        good = np.flatnonzero(acc >= accuracy)
+        if len(good) == 0:
+            return float("nan")
+        i = good[-1]
+        if i == len(norm) - 1:
+            return float(norm[i])
+        # Between the last good grid point and the next one, where accuracy falls below.
+        frac = (acc[i] - accuracy) / (acc[i] - acc[i + 1])
+        return float(np.exp(np.log(norm[i]) + frac * (np.log(norm[i + 1]) - np.log(norm[i]))))
+
     def goldilocks_per_seed(self) -> list[Goldilocks]:
         return [goldilocks_norm(n, t) for n, t in zip(self.norm, self.test_loss, strict=True)]
 
@@ -138,12 +155,17 @@ def verdict(lands: dict[str, Landscape]) -> Verdict:
     )
 
 
+def landscape_of(task: str, profile: str = "quick", seeds=None, device: str = "auto") -> Landscape:
+    """The reduced landscape of ``task`` for a profile (claims 2 and 3 use MNIST's), from the
+    store (trained if missing)."""
+    return run(setup(profile, seeds, device), progress=False)[task]
+
+
 def goldilocks_norm_of(
     task: str, profile: str = "quick", seeds=None, device: str = "auto"
 ) -> float:
-    """w_c of ``task`` for a profile (claims 2 and 3 use MNIST's): loaded from the store."""
-    lands = run(setup(profile, seeds, device), progress=False)
-    return lands[task].goldilocks().w_c
+    """w_c of ``task`` for a profile: the held norm with the lowest mean test loss."""
+    return landscape_of(task, profile, seeds, device).goldilocks().w_c
 
 
 def figure(lands: dict[str, Landscape], profile: str):

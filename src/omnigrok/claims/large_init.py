@@ -1,10 +1,14 @@
 """Claim 2, large-init grokking on MNIST (paper Sec. 3.1, Fig. 4).
 
 Multiply every parameter of the standard init by α = 8 and train with AdamW (weight decay γ):
-the model memorizes its 1000 images fast, then its norm walks down towards the Goldilocks norm
-w_c of claim 1, and only then does it generalize. The paper's estimate of the delay is the time
-the decoupled decay needs to shrink the norm from w0 to w_c: t ≈ ln(w0 / w_c) / (lr · γ).
-A sweep over α and γ tests that estimate.
+the model memorizes its 1000 images fast, then its norm walks down towards the Goldilocks zone
+of claim 1, and only then does it generalize. The paper's estimate of the delay is the time
+the decoupled decay needs to shrink the norm from w0 to the zone: t ≈ ln(w0 / w) / (lr · γ).
+
+Which w? Generalization is judged by a test-accuracy threshold, so the norm to reach is where
+claim 1's landscape says held-norm test accuracy reaches that threshold: the zone's upper edge
+w_edge. The test-loss minimum w_c lies deeper inside the zone; both are reported. A sweep
+over α and γ tests the estimate.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from omnigrok.claims.common import fetch, resolve
-from omnigrok.claims.goldilocks import goldilocks_norm_of
+from omnigrok.claims.goldilocks import landscape_of
 from omnigrok.config import RunConfig, TaskSpec, check_float
 from omnigrok.metrics import first_step_reaching, spread
 from omnigrok.presets import mnist_run
@@ -90,29 +94,31 @@ def setup(
 @dataclass(frozen=True)
 class Outcome:
     setup: Setup
-    w_c: float
+    w_c: float  # claim 1's test-loss minimum
+    w_edge: float  # claim 1's largest held norm with test accuracy >= GENERALIZED
     main: list[RunResult]
     sweep: list[RunResult]
 
 
 def run(s: Setup, progress: bool = True) -> Outcome:
-    w_c = goldilocks_norm_of("mnist", s.profile, list(s.seeds), s.device)
+    land = landscape_of("mnist", s.profile, list(s.seeds), s.device)
     sweep = fetch(s.sweep(), s.device, progress)
     main = [r for r in sweep if r.config in set(s.main())]
-    return Outcome(s, w_c, main, sweep)
+    return Outcome(s, land.goldilocks().w_c, land.zone_edge(GENERALIZED), main, sweep)
 
 
 def times(r: RunResult) -> dict[str, float]:
-    """Steps to memorize and to generalize, and the delay estimate ln(w0 / w_c) / (lr γ)."""
+    """Steps to memorize (train acc >= MEMORIZED) and to generalize (test acc >= GENERALIZED)."""
     return {
         "memorized": first_step_reaching(r.steps, r["train_acc"], MEMORIZED),
         "generalized": first_step_reaching(r.steps, r["test_acc"], GENERALIZED),
     }
 
 
-def predicted_delay(r: RunResult, w_c: float) -> float:
+def predicted_delay(r: RunResult, w_target: float) -> float:
+    """ln(w0 / w_target) / (lr γ): steps for the decoupled decay alone to bring w0 there."""
     c = r.config
-    return float(np.log(r["norm"][0] / w_c) / (c.lr * c.weight_decay))
+    return float(np.log(r["norm"][0] / w_target) / (c.lr * c.weight_decay))
 
 
 def norm_at(r: RunResult, step: float) -> float:
@@ -127,6 +133,7 @@ def numbers(o: Outcome) -> dict[str, str]:
     ]
     return {
         "w_c": f"{o.w_c:.3g}",
+        "w_edge": f"{o.w_edge:.3g}",
         "norm_start": str(spread([r["norm"][0] for r in o.main])),
         "norm_end": str(spread([r["norm"][-1] for r in o.main])),
         "norm_at_generalization": str(
@@ -137,7 +144,7 @@ def numbers(o: Outcome) -> dict[str, str]:
         "test_acc_at_memorization": str(spread(first_mem)),
         "test_acc_final": str(spread([r["test_acc"][-1] for r in o.main])),
         "delay_ratio": str(spread(_ratio(gen, mem))),
-        "predicted_delay": str(spread([predicted_delay(r, o.w_c) for r in o.main])),
+        "predicted_delay": str(spread([predicted_delay(r, o.w_edge) for r in o.main])),
     }
 
 
@@ -183,10 +190,10 @@ def verdict(o: Outcome) -> Verdict:
             f"test acc >= {GENERALIZED} at steps {gen.tolist()} (>= 3x the memorization step "
             "required)",
         ),
-        "norm has walked down to w_c": (
-            bool(np.all(np.abs(np.log(gen_norm / o.w_c)) <= np.log(1.5))),
-            f"norm when it generalizes {np.round(gen_norm, 1).tolist()} vs w_c = {o.w_c:.3g} "
-            "(within a factor 1.5 required)",
+        "it generalizes once the norm is in the Goldilocks zone": (
+            bool(np.isfinite(o.w_edge) and np.all(gen_norm <= 1.5 * o.w_edge)),
+            f"norm when it generalizes {np.round(gen_norm, 1).tolist()} vs the zone's edge "
+            f"w_edge = {o.w_edge:.3g} (at most 1.5x required; w_c = {o.w_c:.3g})",
         ),
         "delay grows with α and shrinks with γ": (
             bool(_increasing(by_alpha) and _increasing(by_gamma[::-1])),
@@ -197,8 +204,9 @@ def verdict(o: Outcome) -> Verdict:
     return judge(
         "2. Large-init grokking",
         f"every seed memorizes (train acc >= {MEMORIZED}) in the first 10% of training, "
-        f"generalizes (test acc >= {GENERALIZED}) at >= 3x that step with its norm within 1.5x of "
-        "w_c, and the delay orders with α and γ as ln(w0/w_c)/(lr γ) predicts",
+        f"generalizes (test acc >= {GENERALIZED}) at >= 3x that step with its norm at most 1.5x "
+        "the Goldilocks zone's edge, and the delay orders with α and γ as ln(w0/w_edge)/(lr γ) "
+        "predicts",
         checks,
     )
 
@@ -216,6 +224,7 @@ def figure_curves(o: Outcome, axis: str = "log"):
     ax1.legend()
     plot_seeds(ax2, o.main, "norm", axis, PALETTE[2], "weight norm")
     ax2.axhline(o.w_c, color=PALETTE[3], ls="--", lw=1, label=f"w_c = {o.w_c:.3g} (claim 1)")
+    ax2.axhline(o.w_edge, color=PALETTE[4], ls=":", lw=1.2, label=f"zone edge = {o.w_edge:.3g}")
     ax2.legend()
     c = o.setup.base
     for ax in (ax1, ax2):
@@ -229,7 +238,7 @@ def figure_curves(o: Outcome, axis: str = "log"):
 
 
 def figure_delays(o: Outcome):
-    """Measured steps to generalize against the estimate ln(w0/w_c)/(lr γ), a point per seed."""
+    """Measured steps to generalize against the estimate ln(w0/w_edge)/(lr γ), a point per seed."""
     import matplotlib.pyplot as plt
 
     from omnigrok.plots import PALETTE
@@ -239,14 +248,14 @@ def figure_delays(o: Outcome):
     keys = sorted({(r.config.init_scale, r.config.weight_decay) for r in o.sweep})
     for i, (a, g) in enumerate(keys):
         sel = [r for r in o.sweep if (r.config.init_scale, r.config.weight_decay) == (a, g)]
-        x = [predicted_delay(r, o.w_c) for r in sel]
+        x = [predicted_delay(r, o.w_edge) for r in sel]
         y = [times(r)["generalized"] for r in sel]
         y = [v if np.isfinite(v) else base.steps for v in y]  # never: drawn at the budget's edge
         ax.scatter(x, y, color=PALETTE[i % len(PALETTE)], label=f"α={a:g}, γ={g:g}", s=22)
     lim = [1, base.steps * 1.5]
     ax.plot(lim, lim, color="grey", lw=1, ls=":", label="measured = predicted")
     ax.axhline(base.steps, color="grey", lw=0.8, ls="--")
-    ax.set(xscale="log", yscale="log", xlabel="predicted delay ln(w0/w_c)/(lr γ) [steps]")
+    ax.set(xscale="log", yscale="log", xlabel="predicted delay ln(w0/w_edge)/(lr γ) [steps]")
     ax.set_ylabel(f"measured: steps to test acc >= {GENERALIZED}")
     ax.set_title(
         f"Delay: measured vs predicted\nprofile '{o.setup.profile}', {len(o.setup.seeds)} seeds",
