@@ -13,6 +13,7 @@ over α and γ tests the estimate.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,13 +29,17 @@ from omnigrok.verdict import Verdict, judge
 MEMORIZED = 0.99  # train accuracy that counts as memorization
 GENERALIZED = 0.8  # test accuracy that counts as generalization (paper's run ends at ~0.89)
 
-# The paper: 1e5 steps at γ = 0.01. Smaller profiles keep lr·γ·steps = 1 (the same decay budget)
-# with a larger γ, which the delay estimate says compresses time by the same factor.
+MEMORIZED_TEST_MAX = 0.6  # "memorized" means: while test accuracy is still at most this
+
+# The paper: 1e5 steps at γ = 0.01 (lr·γ·steps = 1). Decay alone cannot be compressed: the
+# memorization phase takes ~2e3 steps whatever γ is, so the quick profile keeps 1e4 steps with
+# a 20x larger γ (lr·γ·steps = 2: enough for the slowest run of its sweep to generalize).
 PROFILES = {
     "smoke": dict(steps=250, weight_decay=4.0, n_test=500, n_log=60),
-    "quick": dict(steps=5000, weight_decay=0.2, n_test=2000, n_log=150),
+    "quick": dict(steps=10_000, weight_decay=0.2, n_test=2000, n_log=150),
     "paper": dict(steps=100_000, weight_decay=0.01, n_test=0, n_log=250),
 }
+SWEEP_FACTOR = 2**0.5  # the delay sweep: α and γ each divided and multiplied by this
 
 
 @dataclass(frozen=True)
@@ -86,8 +91,8 @@ def setup(
         tuple(seeds),
         device,
         base,
-        alphas=(init_scale / 2, init_scale, init_scale * 2),
-        weight_decays=(gamma / 2, gamma, gamma * 2),
+        alphas=tuple(init_scale * SWEEP_FACTOR**i for i in (-1, 0, 1)),
+        weight_decays=tuple(gamma * SWEEP_FACTOR**i for i in (-1, 0, 1)),
     )
 
 
@@ -121,23 +126,23 @@ def predicted_delay(r: RunResult, w_target: float) -> float:
     return float(np.log(r["norm"][0] / w_target) / (c.lr * c.weight_decay))
 
 
-def norm_at(r: RunResult, step: float) -> float:
-    return float(np.interp(step, r.steps, r["norm"])) if np.isfinite(step) else float(r["norm"][-1])
+def value_at(r: RunResult, metric: str, step: float) -> float:
+    """``metric`` at ``step`` (interpolated between logged steps); NaN for a step that never
+    came (a threshold never reached)."""
+    return float(np.interp(step, r.steps, r[metric])) if np.isfinite(step) else math.nan
 
 
 def numbers(o: Outcome) -> dict[str, str]:
     t = [times(r) for r in o.main]
     mem, gen = [x["memorized"] for x in t], [x["generalized"] for x in t]
-    first_mem = [
-        float(np.interp(m, r.steps, r["test_acc"])) for m, r in zip(mem, o.main, strict=True)
-    ]
+    first_mem = [value_at(r, "test_acc", m) for m, r in zip(mem, o.main, strict=True)]
     return {
         "w_c": f"{o.w_c:.3g}",
         "w_edge": f"{o.w_edge:.3g}",
         "norm_start": str(spread([r["norm"][0] for r in o.main])),
         "norm_end": str(spread([r["norm"][-1] for r in o.main])),
         "norm_at_generalization": str(
-            spread([norm_at(r, g) for r, g in zip(o.main, gen, strict=True)])
+            spread([value_at(r, "norm", g) for r, g in zip(o.main, gen, strict=True)])
         ),
         "step_memorized": str(spread(mem)),
         "step_generalized": str(spread(gen)),
@@ -170,8 +175,7 @@ def verdict(o: Outcome) -> Verdict:
     t = [times(r) for r in o.main]
     mem = np.array([x["memorized"] for x in t])
     gen = np.array([x["generalized"] for x in t])
-    steps = o.setup.base.steps
-    gen_norm = np.array([norm_at(r, g) for r, g in zip(o.main, gen, strict=True)])
+    gen_norm = np.array([value_at(r, "norm", g) for r, g in zip(o.main, gen, strict=True)])
     s = o.setup
     by_alpha = [
         _mean_delay(o.sweep, init_scale=a, weight_decay=s.base.weight_decay) for a in s.alphas
@@ -179,11 +183,12 @@ def verdict(o: Outcome) -> Verdict:
     by_gamma = [
         _mean_delay(o.sweep, init_scale=s.base.init_scale, weight_decay=g) for g in s.weight_decays
     ]
+    test_at_mem = np.array([value_at(r, "test_acc", m) for m, r in zip(mem, o.main, strict=True)])
     checks = {
-        "memorizes early": (
-            bool(np.all(mem <= steps / 10)),
-            f"train acc >= {MEMORIZED} at steps {mem.tolist()} (must be in the first 10% "
-            f"of {steps})",
+        "memorizes first": (
+            bool(np.all(np.isfinite(mem)) and np.all(test_at_mem <= MEMORIZED_TEST_MAX)),
+            f"train acc >= {MEMORIZED} at steps {mem.tolist()}, test acc then "
+            f"{np.round(test_at_mem, 2).tolist()} (at most {MEMORIZED_TEST_MAX} required)",
         ),
         "generalizes late": (
             bool(np.all(np.isfinite(gen)) and np.all(gen >= 3 * np.maximum(mem, 1))),
@@ -191,7 +196,11 @@ def verdict(o: Outcome) -> Verdict:
             "required)",
         ),
         "it generalizes once the norm is in the Goldilocks zone": (
-            bool(np.isfinite(o.w_edge) and np.all(gen_norm <= 1.5 * o.w_edge)),
+            bool(
+                np.isfinite(o.w_edge)
+                and np.all(np.isfinite(gen))
+                and np.all(gen_norm <= 1.5 * o.w_edge)
+            ),
             f"norm when it generalizes {np.round(gen_norm, 1).tolist()} vs the zone's edge "
             f"w_edge = {o.w_edge:.3g} (at most 1.5x required; w_c = {o.w_c:.3g})",
         ),
@@ -203,8 +212,9 @@ def verdict(o: Outcome) -> Verdict:
     }
     return judge(
         "2. Large-init grokking",
-        f"every seed memorizes (train acc >= {MEMORIZED}) in the first 10% of training, "
-        f"generalizes (test acc >= {GENERALIZED}) at >= 3x that step with its norm at most 1.5x "
+        f"every seed memorizes (train acc >= {MEMORIZED}) while test acc is <= "
+        f"{MEMORIZED_TEST_MAX}, generalizes (test acc >= {GENERALIZED}) at >= 3x that step with "
+        "its norm at most 1.5x "
         "the Goldilocks zone's edge, and the delay orders with α and γ as ln(w0/w_edge)/(lr γ) "
         "predicts",
         checks,
