@@ -69,7 +69,7 @@ SIZES: dict[bool, dict[str, Any]] = {
         teacher=(100, 5, 20),
         transformer=(2, 5, 2),
         eval_steps=2000,
-        ks=(1, 5, 20),
+        ks=(1, 5, 10, 20),
     ),
     True: dict(
         matmul=(512, 3),
