@@ -56,12 +56,17 @@ def _flat(config: RunConfig) -> dict[str, Any]:
     return out
 
 
+def _show(value: Any) -> str:
+    # Sweep values such as 8 * sqrt(2) print to 4 significant digits, not 16.
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def setup_table(configs: Sequence[RunConfig]) -> str:
     """A markdown table of a set of runs: each field once, with every value it takes."""
     flats = [_flat(c) for c in configs]
     rows = ["| setting | value |", "|---|---|"]
     for name, label in FIELD_LABELS.items():
-        values = list(dict.fromkeys(str(f[name]) for f in flats if name in f))
+        values = list(dict.fromkeys(_show(f[name]) for f in flats if name in f))
         if values:
             rows.append(f"| {label} | {', '.join(values)} |")
     rows.append(f"| runs | {len(configs)} |")

@@ -256,16 +256,25 @@ def figure_delays(o: Outcome):
     fig, ax = plt.subplots(figsize=(4.8, 4))
     base = o.setup.base
     keys = sorted({(r.config.init_scale, r.config.weight_decay) for r in o.sweep})
+    predicted = [p for r in o.sweep if np.isfinite(p := predicted_delay(r, o.w_edge)) and p > 0]
     for i, (a, g) in enumerate(keys):
         sel = [r for r in o.sweep if (r.config.init_scale, r.config.weight_decay) == (a, g)]
         x = [predicted_delay(r, o.w_edge) for r in sel]
         y = [times(r)["generalized"] for r in sel]
         y = [v if np.isfinite(v) else base.steps for v in y]  # never: drawn at the budget's edge
-        ax.scatter(x, y, color=PALETTE[i % len(PALETTE)], label=f"α={a:g}, γ={g:g}", s=22)
-    lim = [1, base.steps * 1.5]
+        ax.scatter(x, y, color=PALETTE[i % len(PALETTE)], label=f"α={a:.3g}, γ={g:.3g}", s=22)
+    lim = [max(min(predicted + [base.steps]) / 3, 1), base.steps * 1.5]
     ax.plot(lim, lim, color="grey", lw=1, ls=":", label="measured = predicted")
     ax.axhline(base.steps, color="grey", lw=0.8, ls="--")
-    ax.set(xscale="log", yscale="log", xlabel="predicted delay ln(w0/w_edge)/(lr γ) [steps]")
+    for axis in (ax.xaxis, ax.yaxis):  # minor-tick labels of a short log range collide
+        axis.set_minor_formatter(plt.NullFormatter())
+    ax.set(
+        xlim=lim,
+        ylim=lim,
+        xscale="log",
+        yscale="log",
+        xlabel="predicted delay ln(w0/w_edge)/(lr γ) [steps]",
+    )
     ax.set_ylabel(f"measured: steps to test acc >= {GENERALIZED}")
     ax.set_title(
         f"Delay: measured vs predicted\nprofile '{o.setup.profile}', {len(o.setup.seeds)} seeds",
