@@ -122,7 +122,9 @@ def figure(o: Outcomes):
         for task in ("mnist", "modadd")
     }
     _points(ax[2], speedups, (PALETTE[2], PALETTE[4]))
-    ax[2].set(yscale="log", ylabel="speedup per seed", title="3. held at w_c vs free")
+    ax[2].set(ylabel="speedup per seed", title="3. held at w_c vs free")
+    if any(np.any(np.isfinite(v) & (v > 0)) for v in speedups.values()):
+        ax[2].set_yscale("log")  # only with something to put on it: a log axis of nothing fails
     widths = [axes.jump(r) for r in o.axes]
     _points(ax[3], {f"{k} axis": [w[k] for w in widths] for k in ("linear", "log")}, PALETTE[::3])
     ax[3].set(ylabel="10→90% jump, share of x-range", title="4. how sudden it looks")
