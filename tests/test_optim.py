@@ -1,11 +1,18 @@
 """The stacked AdamW against torch.optim.AdamW, one optimizer per run."""
 
+import pytest
 import torch
 
+import omnigrok.optim
 from omnigrok.optim import StackedAdamW
 
 
-def test_stacked_adamw_equals_torch_adamw_per_run():
+@pytest.mark.parametrize("fused", [True, False], ids=["fused-kernel", "op-by-op"])
+def test_stacked_adamw_equals_torch_adamw_per_run(fused, monkeypatch):
+    if not fused:
+        monkeypatch.setattr("omnigrok.optim._FUSED", None)
+    elif omnigrok.optim._FUSED is None:
+        pytest.skip("this PyTorch has no fused AdamW kernel")
     torch.manual_seed(0)
     lrs, wds = [1e-3, 3e-2, 1e-1], [0.0, 0.01, 1.0]
     stacked = {
@@ -41,7 +48,10 @@ def test_stacked_adamw_equals_torch_adamw_per_run():
             torch.testing.assert_close(stacked[n][i], plain[i][n], rtol=1e-14, atol=1e-15)
 
 
-def test_frozen_runs_do_not_move_even_with_nan_gradients():
+@pytest.mark.parametrize("fused", [True, False], ids=["fused-kernel", "op-by-op"])
+def test_frozen_runs_do_not_move_even_with_nan_gradients(fused, monkeypatch):
+    if not fused:
+        monkeypatch.setattr("omnigrok.optim._FUSED", None)
     w = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
     before = w.detach().clone()
     opt = StackedAdamW({"w": w}, torch.tensor([0.1, 0.1]), torch.tensor([0.5, 0.5]))
