@@ -13,6 +13,8 @@ def test_stacked_adamw_equals_torch_adamw_per_run(fused, monkeypatch):
         monkeypatch.setattr("omnigrok.optim._FUSED", None)
     elif omnigrok.optim._FUSED is None:
         pytest.skip("this PyTorch has no fused AdamW kernel")
+    else:
+        monkeypatch.setattr("omnigrok.optim.FUSED_MIN_NUMEL", 0)
     torch.manual_seed(0)
     lrs, wds = [1e-3, 3e-2, 1e-1], [0.0, 0.01, 1.0]
     stacked = {
@@ -52,6 +54,7 @@ def test_stacked_adamw_equals_torch_adamw_per_run(fused, monkeypatch):
 def test_frozen_runs_do_not_move_even_with_nan_gradients(fused, monkeypatch):
     if not fused:
         monkeypatch.setattr("omnigrok.optim._FUSED", None)
+    monkeypatch.setattr("omnigrok.optim.FUSED_MIN_NUMEL", 0)
     w = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
     before = w.detach().clone()
     opt = StackedAdamW({"w": w}, torch.tensor([0.1, 0.1]), torch.tensor([0.5, 0.5]))
