@@ -14,7 +14,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 TASKS = ("mnist", "teacher_student", "modadd")
 LOSSES = ("mse", "ce")
@@ -283,8 +283,3 @@ def run_key(config: RunConfig, version: str | None = None) -> str:
     payload = {"config": config.to_dict(), "version": version or __version__}
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:24]
-
-
-def describe(config: RunConfig) -> Literal["constrained", "unconstrained"]:
-    """The word the book uses for a run's regime."""
-    return "unconstrained" if config.constraint == "none" else "constrained"

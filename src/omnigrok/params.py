@@ -64,18 +64,22 @@ def check_init_scale(value: Any, name: str = "init_scale") -> float:
 def check_notebook_params(**params: Any) -> dict[str, Any]:
     """Validate a notebook's parameters by name; return them normalised.
 
-    Known names: profile, seeds, device, init_scale(s), weight_decay(s), steps, train_frac, lr.
-    An unknown name is an error, so a typo is never silently ignored.
+    Known names: profile, seeds, device, init_scale(s), modadd_init_scale, weight_decay(s),
+    steps, train_frac, lr. An unknown name is an error, so a typo is never silently ignored.
+    ``seeds=None`` and ``weight_decay=None`` mean "the profile's default".
     """
     checks = {
         "profile": check_profile,
-        "seeds": parse_seeds,
+        "seeds": lambda v: None if v is None else parse_seeds(v),
         "device": check_device,
         "init_scale": check_init_scale,
         "init_scales": lambda v: [
             check_init_scale(x, "init_scales") for x in _non_empty(v, "init_scales")
         ],
-        "weight_decay": lambda v: check_float("weight_decay", v, nonnegative=True),
+        "modadd_init_scale": lambda v: check_init_scale(v, "modadd_init_scale"),
+        "weight_decay": lambda v: (
+            None if v is None else check_float("weight_decay", v, nonnegative=True)
+        ),
         "weight_decays": lambda v: [
             check_float("weight_decays", x, nonnegative=True)
             for x in _non_empty(v, "weight_decays")
