@@ -172,7 +172,7 @@ def figure(lands: dict[str, Landscape], profile: str):
     """Train and test loss against the held norm (log-log), one panel per task."""
     import matplotlib.pyplot as plt
 
-    from omnigrok.plots import PALETTE, band
+    from omnigrok.plots import PALETTE, band, title
 
     fig, axes = plt.subplots(1, len(lands), figsize=(5.2 * len(lands), 3.8))
     for ax, (task, land) in zip(np.atleast_1d(axes), lands.items(), strict=True):
@@ -187,11 +187,7 @@ def figure(lands: dict[str, Landscape], profile: str):
             xlabel="weight norm w (held fixed; log axis)",
             ylabel="final loss",
         )
-        ax.set_title(
-            f"{TASK_LABELS[task]}: reduced landscape\n"
-            f"profile '{profile}', {land.norm.shape[0]} seeds",
-            fontsize=10,
-        )
+        title(ax, f"{TASK_LABELS[task]}: reduced landscape", profile, land.norm.shape[0])
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

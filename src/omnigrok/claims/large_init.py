@@ -251,7 +251,7 @@ def figure_delays(o: Outcome):
     """Measured steps to generalize against the estimate ln(w0/w_edge)/(lr γ), a point per seed."""
     import matplotlib.pyplot as plt
 
-    from omnigrok.plots import PALETTE
+    from omnigrok.plots import PALETTE, title
 
     fig, ax = plt.subplots(figsize=(4.8, 4))
     base = o.setup.base
@@ -276,10 +276,7 @@ def figure_delays(o: Outcome):
         xlabel="predicted delay ln(w0/w_edge)/(lr γ) [steps]",
     )
     ax.set_ylabel(f"measured: steps to test acc >= {GENERALIZED}")
-    ax.set_title(
-        f"Delay: measured vs predicted\nprofile '{o.setup.profile}', {len(o.setup.seeds)} seeds",
-        fontsize=10,
-    )
+    title(ax, "Delay: measured vs predicted", o.setup.profile, len(o.setup.seeds))
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
