@@ -16,12 +16,11 @@ from omnigrok.norms import _per_run
 
 # PyTorch's fused AdamW kernel (the one behind ``AdamW(fused=True)``): one pass over each
 # tensor instead of about twenty, which matters because the step is memory-bound. It takes one
-# lr and weight decay per call, so it runs once per run on that run's slices. Older PyTorch
-# without it uses the op-by-op path below, which is PyTorch's single-tensor AdamW.
+# lr and weight decay per call, so runs are grouped by their (lr, weight decay): one call per
+# group, on the whole stacked tensors when the group is every run (the usual sweep over seeds
+# and α), on the group's rows otherwise. Older PyTorch without it uses the op-by-op path below,
+# which is PyTorch's single-tensor AdamW.
 _FUSED = getattr(torch, "_fused_adamw_", None)
-# Below this many parameters per run, K fused calls cost more in launches than the ~20 stacked
-# passes they save (teacher-student's 11k per run: 3.4x vs 5.3x the plain loop per run at K=20).
-FUSED_MIN_NUMEL = 65_536
 
 
 class StackedAdamW:
@@ -43,15 +42,12 @@ class StackedAdamW:
         self.exp_avg_sq = {n: torch.zeros_like(p) for n, p in params.items()}
         # Per-run values as Python floats once, not a device sync per step.
         self._lr_values, self._wd_values = lr.tolist(), weight_decay.tolist()
-        self.numel_per_run = sum(p[0].numel() for p in params.values())
 
     @torch.no_grad()
     def step(self, active: torch.Tensor) -> None:
         """One AdamW step for the runs where ``active`` (``[K]`` bool) is set."""
         self.step_count += 1
-        per_run = self.numel_per_run
-        grads = all(p.grad is not None for p in self.params.values())
-        if _FUSED is not None and per_run >= FUSED_MIN_NUMEL and grads:
+        if _FUSED is not None and all(p.grad is not None for p in self.params.values()):
             self._fused_step(active)
             return
         beta1, beta2 = self.betas
@@ -81,22 +77,31 @@ class StackedAdamW:
             p.addcmul_(_per_run(p, neg_step_size), update)
 
     def _fused_step(self, active: torch.Tensor) -> None:
-        """The same update through the fused kernel, run by run; frozen runs are skipped."""
-        names = list(self.params)
-        first = self.params[names[0]]
-        step = [torch.tensor(float(self.step_count), device=first.device)] * len(names)
+        """The same update through the fused kernel, one call per (lr, weight decay) group of
+        active runs; frozen runs are in no group, so they do not move."""
+        groups: dict[tuple[float, float], list[int]] = {}
         for k in active.nonzero().flatten().tolist():
+            groups.setdefault((self._lr_values[k], self._wd_values[k]), []).append(k)
+        names = list(self.params)
+        n_runs = len(self._lr_values)
+        device = self.params[names[0]].device
+        for (lr, wd), runs in groups.items():
+            if len(runs) == n_runs:
+                select = lambda t: [t]  # noqa: E731
+            else:
+                select = lambda t, runs=runs: [t[k] for k in runs]  # noqa: E731
+            params = [x for n in names for x in select(self.params[n])]
             _FUSED(
-                [self.params[n][k] for n in names],
-                [self.params[n].grad[k] for n in names],
-                [self.exp_avg[n][k] for n in names],
-                [self.exp_avg_sq[n][k] for n in names],
+                params,
+                [x for n in names for x in select(self.params[n].grad)],
+                [x for n in names for x in select(self.exp_avg[n])],
+                [x for n in names for x in select(self.exp_avg_sq[n])],
                 [],
-                step,
-                lr=self._lr_values[k],
+                [torch.tensor(float(self.step_count), device=device)] * len(params),
+                lr=lr,
                 beta1=self.betas[0],
                 beta2=self.betas[1],
-                weight_decay=self._wd_values[k],
+                weight_decay=wd,
                 eps=self.eps,
                 amsgrad=False,
                 maximize=False,
