@@ -6,21 +6,49 @@ import pytest
 import torch
 
 from omnigrok.config import MLPSpec, TransformerSpec
-from omnigrok.models import forward, init_params
+from omnigrok.models import forward, init_params, tanh
 from omnigrok.norms import global_norm
 from omnigrok.reference import NandaTransformer, PlainMLP
 
 
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
 @pytest.mark.parametrize("shared", [True, False])
-def test_stacked_mlp_equals_plain_mlp(shared):
-    spec = MLPSpec((7, 11, 13, 3), "tanh")
+def test_stacked_mlp_equals_plain_mlp(shared, activation):
+    """Outputs and every parameter's gradient, run by run (the stacked forward uses its own
+    layout and, on the CPU, its own tanh)."""
+    spec = MLPSpec((7, 11, 13, 3), activation)
     params = init_params(spec, [0, 1, 2], dtype=torch.float64)
+    for p in params.values():
+        p.requires_grad_(True)
     x = torch.randn(3, 5, 7, dtype=torch.float64)
     out = forward(spec, params, x[0] if shared else x)
+    out.pow(2).sum().backward()
     for run in range(3):
         plain = PlainMLP(spec).double().load_run(params, run)
         expected = plain(x[0] if shared else x[run])
         torch.testing.assert_close(out[run], expected, rtol=1e-12, atol=1e-12)
+        expected.pow(2).sum().backward()
+        for name, p in plain.named_parameters():
+            index, kind = name.split(".")
+            layer = [m for m in plain if isinstance(m, torch.nn.Linear)].index(plain[int(index)])
+            torch.testing.assert_close(
+                params[f"layer{layer}.{kind}"].grad[run], p.grad, rtol=1e-12, atol=1e-12
+            )
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_cpu_tanh_equals_torch_tanh(dtype):
+    """The sigmoid-based CPU tanh: values and gradients, including saturation and non-finite."""
+    x = torch.cat([torch.linspace(-30, 30, 10001), torch.tensor([0.0, 1e-30, -1e-8, 1e4])])
+    x = torch.cat([x, torch.tensor([math.inf, -math.inf, math.nan])]).to(dtype)
+    mine, theirs = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y, expected = tanh(mine), torch.tanh(theirs)
+    atol = 1e-15 if dtype == torch.float64 else 3e-7
+    torch.testing.assert_close(y, expected, rtol=0, atol=atol, equal_nan=True)
+    grad = torch.linspace(-2, 2, len(x), dtype=dtype)
+    y.backward(grad)
+    expected.backward(grad)
+    torch.testing.assert_close(mine.grad, theirs.grad, rtol=0, atol=4 * atol, equal_nan=True)
 
 
 def test_stacked_transformer_equals_full_sequence_model():

@@ -78,7 +78,7 @@ def test_trainer_equals_plain_pytorch_loop():
     linears = [m for m in model if isinstance(m, torch.nn.Linear)]
     for i, lin in enumerate(linears):
         np.testing.assert_allclose(
-            result.weights[f"layer{i}.weight"], lin.weight.detach().T.numpy(), rtol=1e-9, atol=1e-12
+            result.weights[f"layer{i}.weight"], lin.weight.detach().numpy(), rtol=1e-9, atol=1e-12
         )
     assert result["norm"][-1] == pytest.approx(target.item(), rel=1e-10)
 

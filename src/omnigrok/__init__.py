@@ -4,7 +4,7 @@ A companion to Liu, Michaud & Tegmark, "Omnigrok: Grokking Beyond Algorithmic Da
 (ICLR 2023). The notebooks in ``notebooks/`` only call this package.
 """
 
-__version__ = "0.1.1"
+__version__ = "0.1.2"
 
 # Where the notebooks' Colab links and install cells point (tests check they agree with this).
 REPOSITORY = "https://github.com/omnigrok-companion/omnigrok"

@@ -32,10 +32,10 @@ class PlainMLP(nn.Sequential):
 
     @torch.no_grad()
     def load_run(self, params: Params, run: int) -> PlainMLP:
-        """Copy run ``run`` of stacked ``params`` (weights stored ``[K, in, out]``) into self."""
+        """Copy run ``run`` of stacked ``params`` (weights stored ``[K, out, in]``) into self."""
         linears = [m for m in self if isinstance(m, nn.Linear)]
         for i, lin in enumerate(linears):
-            lin.weight.copy_(params[f"layer{i}.weight"][run].T)
+            lin.weight.copy_(params[f"layer{i}.weight"][run])
             lin.bias.copy_(params[f"layer{i}.bias"][run])
         return self
 
