@@ -120,7 +120,9 @@ def test_eval_share_measures_and_projects():
 
 
 def _fake_results(trainer_speed: float, share: float) -> dict:
-    timed = lambda k, speed, **kw: {"k": k, "run_steps_per_second": speed, **kw}  # noqa: E731
+    def timed(k: int, speed: float, **kw) -> dict:
+        return {"k": k, "run_steps_per_second": speed, "seconds_per_step": k / speed, **kw}
+
     trainer = timed(20, trainer_speed, gflops=90.0, fraction_of_limit=0.9)
     trainer["fraction_of_limit_exact"] = 0.7
     return {
@@ -155,3 +157,17 @@ def test_ratios_compare_with_the_targets():
     assert checks["eval_share_measured"]["target"] == "< 0.1"
     nan = bench.ratios(_fake_results(trainer_speed=math.nan, share=0.01))
     assert not next(r for r in nan if r["name"].endswith("float64"))["passed"]
+
+
+def test_ceilings_bound_the_speedups_by_the_gemm_flops():
+    """The ceiling is the plain step over the exact GEMM FLOPs at the limit: teacher-student's
+    plain loop (100 steps/s) does 6.5 MFLOP per step; at 100 GFLOP/s those take 65 µs."""
+    assert bench.gemm_ceiling(0.01, 1e9, 100.0) == pytest.approx(1.0)
+    rows = {r["speedup"].split()[0]: r for r in bench.ceilings(_fake_results(50.0, 0.05))}
+    flops = bench.mlp_train_flops((5, 100, 100, 5), 100, exact=True)
+    assert flops == 6 * 100 * 11_000 - 2 * 100 * 500
+    ts = rows["teacher-student"]
+    assert ts["ceiling"] == pytest.approx(0.01 / (flops / 100e9))
+    assert ts["measured"] == pytest.approx(10.0)
+    assert ts["share of ceiling"] == pytest.approx(10.0 / ts["ceiling"])
+    assert rows["MNIST"]["measured"] == pytest.approx(2.5)
