@@ -129,7 +129,10 @@ def _fake_results(trainer_speed: float, share: float) -> dict:
         "matmul": {"gflops": 100.0},
         "plain_mnist": {"float64": timed(1, 10.0), "float32": timed(1, 20.0)},
         "trainer_mnist": {"1": timed(1, 5.0, fraction_of_limit=0.1), "20": trainer},
-        "teacher_student": {"plain": timed(1, 100.0), "trainer": timed(20, 1000.0)},
+        "teacher_student": {
+            "plain": timed(1, 100.0),
+            "trainer": {"20": timed(20, 800.0), "100": timed(100, 1000.0)},
+        },
         "transformer": {"speedup": 2.0, "max_abs_logit_diff": 0.0},
         "eval_share": {
             "share": share,
@@ -150,6 +153,7 @@ def test_ratios_compare_with_the_targets():
     assert checks["mnist_k20_per_run_vs_plain_float64"]["value"] == pytest.approx(5.0)
     assert checks["mnist_k20_per_run_vs_plain_float32"]["value"] == pytest.approx(2.5)
     assert not checks["teacher_student_per_run_vs_plain"]["passed"]  # 10x < 20x
+    assert checks["teacher_student_per_run_vs_plain"]["note"].startswith("K=100;")
     assert checks["transformer_speedup"]["passed"]
     assert checks["transformer_max_abs_logit_diff"]["passed"]
     assert not checks["eval_share_measured"]["passed"]
