@@ -3,8 +3,10 @@
 import math
 
 import numpy as np
+import pytest
 
-from omnigrok.claims import axes, constraint, goldilocks, large_init
+from omnigrok.claims import axes, constraint, goldilocks, large_init, width
+from omnigrok.metrics import refined_minimum
 from omnigrok.presets import modadd_run
 from omnigrok.train import RunResult
 
@@ -76,3 +78,60 @@ def test_zone_edge_interpolates_where_accuracy_falls_below_the_threshold():
     # Halfway (in accuracy) from the 3rd to the 4th grid point, on a log-norm scale.
     assert math.isclose(edge, math.sqrt(norms[2] * norms[3]))
     assert math.isnan(land.zone_edge(0.95))
+
+
+def width_landscapes(exponent_w_c: float, noise: float = 0.02) -> dict:
+    """Synthetic landscapes: w0 = 3·sqrt(width); test loss a parabola in log norm around a
+    w_c that grows as width^exponent_w_c, equals w0 at width 200, and varies a little by seed."""
+    alphas = np.geomspace(0.1, 10, 11)
+    rng = np.random.default_rng(0)
+    lands = {}
+    for w in (50, 100, 200, 400):
+        w0 = 3 * np.sqrt(w)
+        norms = np.tile(alphas * w0, (3, 1))
+        w_c = 3 * np.sqrt(200) * (w / 200) ** exponent_w_c
+        w_c = w_c * (1 + noise * rng.standard_normal((3, 1)))
+        test = np.exp(0.5 * np.log(norms / w_c) ** 2)
+        lands[w] = goldilocks.Landscape("mnist", alphas, norms, test * 0, test, test * 0)
+    return lands
+
+
+def test_refined_minimum_finds_the_vertex_between_grid_points():
+    norms = np.geomspace(1, 100, 11)
+    assert refined_minimum(norms, np.exp(np.log(norms / 7.3) ** 2)) == pytest.approx(7.3)
+    # At the grid's edge there is nothing to refine with: the grid point.
+    assert refined_minimum(norms, norms) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("exponent", "expected"), [(0.5, "as fast as"), (0.1, "slower than"), (0.9, "faster than")]
+)
+def test_width_scaling_compares_w_c_growth_with_the_init_norm(exponent, expected):
+    sc = width.scaling(width_landscapes(exponent))
+    assert sc.exponent_w0 == pytest.approx(0.5)
+    assert sc.exponent_w_c.mean() == pytest.approx(exponent, abs=0.05)
+    assert sc.comparison() == expected
+    assert width.numbers(sc)["comparison"] == expected
+    np.testing.assert_allclose(sc.alpha_c, sc.w_c / sc.w0)
+
+
+def test_width_setup_varies_only_the_hidden_width():
+    s = width.setup("smoke", device="cpu")
+    runs = {w: s.configs(w) for w in s.widths}
+    assert runs[200] == s.landscape.configs("mnist")  # claim 1's own runs: the same store keys
+    for w, configs in runs.items():
+        assert {c.model.widths for c in configs} == {(784, w, w, 10)}
+        assert [c.replace(model=runs[200][0].model) for c in configs] == runs[200]
+
+
+def test_book_cost_counts_wider_models_by_their_flops():
+    from omnigrok.claims import cost
+    from omnigrok.config import MLPSpec
+    from omnigrok.presets import mnist_run, modadd_run
+
+    assert cost.relative_cost(mnist_run()) == 1.0
+    wide = mnist_run().replace(model=MLPSpec((784, 400, 400, 10)))
+    assert cost.relative_cost(wide) == pytest.approx((784 * 400 + 400 * 400 + 4000) / 198_800)
+    assert cost.relative_cost(modadd_run()) == 1.0
+    widths = {c.model.widths[1] for c in cost.book_runs("smoke") if c.task.name == "mnist"}
+    assert set(width.WIDTHS["smoke"]) <= widths

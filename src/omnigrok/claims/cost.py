@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from omnigrok.claims import axes, constraint, goldilocks, large_init
-from omnigrok.config import RunConfig
+from omnigrok.claims import axes, constraint, goldilocks, large_init, width
+from omnigrok.config import MLPSpec, RunConfig
+from omnigrok.presets import mnist_run, teacher_student_run
 
 
 def book_runs(profile: str) -> list[RunConfig]:
@@ -25,12 +26,26 @@ def book_runs(profile: str) -> list[RunConfig]:
         cfg for task in c.bases for regime in constraint.REGIMES for cfg in c.configs(task, regime)
     ]
     runs += axes.setup(profile, device="cpu").configs()
+    w = width.setup(profile, device="cpu")
+    runs += [c for size in w.widths for c in w.configs(size)]
     return list(dict.fromkeys(runs))
 
 
+def relative_cost(run: RunConfig) -> float:
+    """FLOPs per step of ``run``'s model over those of its task's standard model (the paper's
+    MNIST and teacher-student MLPs; 1 for the transformer), batch sizes being equal."""
+    from omnigrok.bench import mlp_train_flops
+
+    standard = {"mnist": mnist_run(), "teacher_student": teacher_student_run()}.get(run.task.name)
+    if not isinstance(run.model, MLPSpec) or standard is None:
+        return 1.0
+    return mlp_train_flops(run.model.widths, 1) / mlp_train_flops(standard.model.widths, 1)
+
+
 def run_steps(profile: str) -> dict[str, int]:
-    """Training run-steps per task (runs x steps) of a profile's book."""
+    """Training run-steps per task (runs x steps) of a profile's book, counted in steps of the
+    task's standard model: a run of another width counts ``relative_cost`` per step."""
     counts: Counter[str] = Counter()
     for run in book_runs(profile):
-        counts[run.task.name] += run.steps
-    return dict(counts)
+        counts[run.task.name] += run.steps * relative_cost(run)
+    return {task: round(steps) for task, steps in counts.items()}
