@@ -100,8 +100,8 @@ def _slope(widths: np.ndarray, values: np.ndarray) -> float:
 
 def scaling(lands: dict[int, goldilocks.Landscape]) -> Scaling:
     """Each seed's w_c at each width (the minimum of its own test-loss curve, refined between
-    grid points by ``refined_minimum``) and the growth
-    exponents of w_c and of the init norm w0 (the held norm over α)."""
+    grid points by ``refined_minimum``), and the growth exponents of w_c (per seed) and of the
+    init norm w0 (the held norm over α)."""
     widths = np.array(sorted(lands), dtype=float)
     w_c = np.array(
         [
@@ -162,9 +162,9 @@ def figure(lands: dict[int, goldilocks.Landscape], sc: Scaling, profile: str):
     ):
         for seed_values in values:
             right.scatter(sc.widths, seed_values, color=color, marker=marker, s=16)
-        fit = np.exp(
-            np.polyval(np.polyfit(np.log(sc.widths), np.log(values.mean(0)), 1), np.log(sc.widths))
-        )
+        # Through the seeds' geometric mean: its slope is the mean of the per-seed slopes.
+        log_mean = np.log(values).mean(0)
+        fit = np.exp(np.polyval(np.polyfit(np.log(sc.widths), log_mean, 1), np.log(sc.widths)))
         right.plot(sc.widths, fit, color=color, lw=1, label=f"{name} ∝ width^{exponent:.2f}")
     right.set(xscale="log", yscale="log", xlabel="hidden width (log)", ylabel="norm (log)")
     right.legend(fontsize=7)
