@@ -86,16 +86,18 @@ class StackedAdamW:
         n_runs = len(self._lr_values)
         device = self.params[names[0]].device
         for (lr, wd), runs in groups.items():
-            if len(runs) == n_runs:
-                select = lambda t: [t]  # noqa: E731
-            else:
-                select = lambda t, runs=runs: [t[k] for k in runs]  # noqa: E731
-            params = [x for n in names for x in select(self.params[n])]
+
+            def select(tensors: dict[str, torch.Tensor], runs=runs) -> list[torch.Tensor]:
+                if len(runs) == n_runs:
+                    return [tensors[n] for n in names]
+                return [tensors[n][k] for n in names for k in runs]
+
+            params = select(self.params)
             _FUSED(
                 params,
-                [x for n in names for x in select(self.params[n].grad)],
-                [x for n in names for x in select(self.exp_avg[n])],
-                [x for n in names for x in select(self.exp_avg_sq[n])],
+                select({n: p.grad for n, p in self.params.items()}),
+                select(self.exp_avg),
+                select(self.exp_avg_sq),
                 [],
                 [torch.tensor(float(self.step_count), device=device)] * len(params),
                 lr=lr,
