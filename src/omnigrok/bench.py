@@ -185,6 +185,18 @@ def mlp_train_flops(widths: Sequence[int], batch: int, exact: bool = False) -> i
     return flops - 2 * batch * widths[0] * widths[1] if exact else flops
 
 
+def mlp_step_flops(config: RunConfig, exact: bool = False) -> int:
+    """``mlp_train_flops`` of one step of ``config``'s MLP (full batch: the training set)."""
+    return mlp_train_flops(
+        config.model.widths, config.batch_size or config.task.n_train, exact=exact
+    )
+
+
+def _mlp_result(name: str, config: RunConfig, summary: dict[str, Any], k: int) -> dict:
+    """A timed MLP loop's numbers: name, dtype, throughput and GFLOP/s for K runs."""
+    return {"name": name, "dtype": config.dtype, **_throughput(summary, k, mlp_step_flops(config))}
+
+
 # -- the limit -------------------------------------------------------------------------------
 def matmul_limit(
     n: int = 2048,
@@ -281,12 +293,7 @@ def plain_mnist_loop(
         plain_train_step(model, optimizer, loss_fn, x, F.one_hot(y, 10).to(dt))
 
     durations = _time_steps(step, steps * repeats, warmup, dev)
-    flops = mlp_train_flops(cfg.model.widths, cfg.batch_size)
-    return {
-        "name": "MNIST plain loop",
-        "dtype": cfg.dtype,
-        **_throughput(_summary(durations, repeats), 1, flops),
-    }
+    return _mlp_result("MNIST plain loop", cfg, _summary(durations, repeats), 1)
 
 
 def plain_teacher_student_loop(
@@ -310,15 +317,20 @@ def plain_teacher_student_loop(
         warmup,
         dev,
     )
-    flops = mlp_train_flops(cfg.model.widths, data.n_train)
-    return {
-        "name": "teacher-student plain loop",
-        "dtype": cfg.dtype,
-        **_throughput(_summary(durations, repeats), 1, flops),
-    }
+    return _mlp_result("teacher-student plain loop", cfg, _summary(durations, repeats), 1)
 
 
 # -- the project's trainer -------------------------------------------------------------------
+def _mlp_trainer(
+    name: str, base: RunConfig, k: int, steps: int, repeats: int, warmup: int, dev: torch.device
+) -> dict[str, Any]:
+    """``train_ensemble`` on ``base`` with K runs at once (seeds 0..K-1), timed."""
+    data = make_task(base.task, dev, base.dtype)
+    configs = [base.replace(seed=s) for s in range(k)]
+    timed = _time_trainer(configs, data, steps, repeats, warmup, dev)
+    return _mlp_result(f"{name} K={k}", base, timed, k)
+
+
 def trainer_mnist(
     k: int = 20,
     steps: int = 10,
@@ -335,17 +347,12 @@ def trainer_mnist(
     matmul ``limit_gflops``, the achieved fraction of it (``fraction_of_limit``; the same
     with the FLOPs autograd really does is ``fraction_of_limit_exact``).
     """
-    dev = resolve_device(device)
     base = mnist_run(task=TaskSpec("mnist", n_train=1000, n_test=THROUGHPUT_N_TEST), dtype=dtype)
-    data = make_task(base.task, dev, dtype)
-    configs = [base.replace(seed=s) for s in range(k)]
-    timed = _time_trainer(configs, data, steps, repeats, warmup, dev)
-    flops = mlp_train_flops(base.model.widths, base.batch_size)
-    out = {"name": f"MNIST trainer K={k}", "dtype": dtype, **_throughput(timed, k, flops)}
+    out = _mlp_trainer("MNIST trainer", base, k, steps, repeats, warmup, resolve_device(device))
     if limit_gflops:
-        exact = mlp_train_flops(base.model.widths, base.batch_size, exact=True)
+        exact = mlp_step_flops(base, exact=True) / mlp_step_flops(base)
         out["fraction_of_limit"] = out["gflops"] / limit_gflops
-        out["fraction_of_limit_exact"] = out["fraction_of_limit"] * exact / flops
+        out["fraction_of_limit_exact"] = out["fraction_of_limit"] * exact
     return out
 
 
@@ -358,17 +365,10 @@ def trainer_teacher_student(
     dtype: str = "float32",
 ) -> dict[str, Any]:
     """``train_ensemble`` on teacher-student with K runs at once (seeds 0..K-1)."""
-    dev = resolve_device(device)
     base = teacher_student_run(dtype=dtype)
-    data = make_task(base.task, dev, dtype)
-    configs = [base.replace(seed=s) for s in range(k)]
-    timed = _time_trainer(configs, data, steps, repeats, warmup, dev)
-    flops = mlp_train_flops(base.model.widths, data.n_train)
-    return {
-        "name": f"teacher-student trainer K={k}",
-        "dtype": dtype,
-        **_throughput(timed, k, flops),
-    }
+    return _mlp_trainer(
+        "teacher-student trainer", base, k, steps, repeats, warmup, resolve_device(device)
+    )
 
 
 # -- the transformer -------------------------------------------------------------------------
@@ -591,10 +591,9 @@ def run_all(device: str | torch.device = "cpu", quick: bool = False) -> dict[str
     return results
 
 
-def _teacher_student(results: dict[str, Any]) -> tuple[dict, dict]:
-    """The plain teacher-student loop and the trainer at the largest K measured."""
-    ts = results["teacher_student"]
-    return ts["plain"], ts["trainer"][max(ts["trainer"], key=int)]
+def _largest_k(timed: dict[str, dict]) -> dict:
+    """Of trainer timings keyed by K, the one at the largest K (the targets' reference)."""
+    return timed[max(timed, key=int)]
 
 
 def _ratio(name: str, value: float, note: str) -> dict[str, Any]:
@@ -611,15 +610,16 @@ def _ratio(name: str, value: float, note: str) -> dict[str, Any]:
 
 def ratios(results: dict[str, Any]) -> list[dict[str, Any]]:
     """The issue's targets from ``run_all``'s results: value, target, pass/fail each."""
-    k = max(results["trainer_mnist"], key=int)
-    trainer = results["trainer_mnist"][k]
+    ceiling = _ceilings(results)["teacher_student"]
+    trainer = _largest_k(results["trainer_mnist"])
+    k = trainer["k"]
     plain = results["plain_mnist"]
 
     def per_run(fast: dict, slow: dict) -> float:
         return fast["run_steps_per_second"] / slow["run_steps_per_second"]
 
     tf, ev = results["transformer"], results["eval_share"]
-    ts_plain, ts_trainer = _teacher_student(results)
+    ts_plain, ts_trainer = results["teacher_student"]["plain"], ceiling["trainer"]
     return [
         _ratio(
             "mnist_k20_fraction_of_matmul_limit",
@@ -634,7 +634,7 @@ def ratios(results: dict[str, Any]) -> list[dict[str, Any]]:
             "teacher_student_per_run_vs_plain",
             per_run(ts_trainer, ts_plain),
             f"K={ts_trainer['k']}; no code can pass "
-            f"{ceilings(results)[1]['ceiling']:.1f}x here (its GEMMs alone at the matmul limit)",
+            f"{ceiling['ceiling']:.1f}x here (its GEMMs alone at the matmul limit)",
         ),
         _ratio("transformer_speedup", tf["speedup"], "stacked step vs NandaTransformer, K=1"),
         _ratio("transformer_max_abs_logit_diff", tf["max_abs_logit_diff"], "float32, at init"),
@@ -659,40 +659,42 @@ def gemm_ceiling(plain_seconds: float, exact_flops: float, limit_gflops: float) 
     return plain_seconds / (exact_flops / (limit_gflops * 1e9))
 
 
+def _ceilings(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per MLP task: the trainer at the largest K, its speedup over the plain loop (float32)
+    and that speedup's ``gemm_ceiling``."""
+    limit = results["matmul"]["gflops"]
+    pairs = {
+        "mnist": (results["trainer_mnist"], results["plain_mnist"]["float32"], mnist_run()),
+        "teacher_student": (
+            results["teacher_student"]["trainer"],
+            results["teacher_student"]["plain"],
+            teacher_student_run(),
+        ),
+    }
+    out = {}
+    for task, (trainers, slow, cfg) in pairs.items():
+        fast = _largest_k(trainers)
+        speedup = fast["run_steps_per_second"] / slow["run_steps_per_second"]
+        ceiling = gemm_ceiling(slow["seconds_per_step"], mlp_step_flops(cfg, exact=True), limit)
+        out[task] = {"trainer": fast, "speedup": speedup, "ceiling": ceiling}
+    return out
+
+
 def ceilings(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Each MLP speedup next to its ``gemm_ceiling``: how much of what is possible it gets."""
-    limit = results["matmul"]["gflops"]
-    k = max(results["trainer_mnist"], key=int)
-    mnist_widths = mnist_run().model.widths
-    ts_cfg = teacher_student_run()
-    ts_plain, ts_trainer = _teacher_student(results)
-    pairs = [
-        (
-            f"MNIST K={k} vs plain float32",
-            results["trainer_mnist"][k],
-            results["plain_mnist"]["float32"],
-            mlp_train_flops(mnist_widths, mnist_run().batch_size, exact=True),
-        ),
-        (
-            f"teacher-student K={ts_trainer['k']} vs plain",
-            ts_trainer,
-            ts_plain,
-            mlp_train_flops(ts_cfg.model.widths, ts_cfg.task.n_train, exact=True),
-        ),
+    labels = {
+        "mnist": "MNIST K={k} vs plain float32",
+        "teacher_student": "teacher-student K={k} vs plain",
+    }
+    return [
+        {
+            "speedup": labels[task].format(k=c["trainer"]["k"]),
+            "measured": c["speedup"],
+            "ceiling": c["ceiling"],
+            "share of ceiling": c["speedup"] / c["ceiling"],
+        }
+        for task, c in _ceilings(results).items()
     ]
-    out = []
-    for name, fast, slow, flops in pairs:
-        speedup = fast["run_steps_per_second"] / slow["run_steps_per_second"]
-        ceiling = gemm_ceiling(slow["seconds_per_step"], flops, limit)
-        out.append(
-            {
-                "speedup": name,
-                "measured": speedup,
-                "ceiling": ceiling,
-                "share of ceiling": speedup / ceiling,
-            }
-        )
-    return out
 
 
 def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -784,10 +786,10 @@ def profile_costs(results: dict[str, Any], profiles: Sequence[str] = ("smoke", "
     from omnigrok.claims.common import MODADD_PROFILES
     from omnigrok.claims.cost import run_steps
 
-    k = max(results["trainer_mnist"], key=int)
     per_run_step = {
-        "mnist": 1 / results["trainer_mnist"][k]["run_steps_per_second"],
-        "teacher_student": 1 / _teacher_student(results)[1]["run_steps_per_second"],
+        "mnist": 1 / _largest_k(results["trainer_mnist"])["run_steps_per_second"],
+        "teacher_student": 1
+        / _largest_k(results["teacher_student"]["trainer"])["run_steps_per_second"],
     }
     tf = results["transformer"]
     modadd_step = tf.get("trainer", tf["stacked"])["seconds_per_step"]
