@@ -31,15 +31,22 @@ def book_runs(profile: str) -> list[RunConfig]:
     return list(dict.fromkeys(runs))
 
 
+# The paper's MLP per task: the unit in which run-steps are counted.
+STANDARD_WIDTHS = {
+    "mnist": mnist_run().model.widths,
+    "teacher_student": teacher_student_run().model.widths,
+}
+
+
 def relative_cost(run: RunConfig) -> float:
     """FLOPs per step of ``run``'s model over those of its task's standard model (the paper's
     MNIST and teacher-student MLPs; 1 for the transformer), batch sizes being equal."""
     from omnigrok.bench import mlp_train_flops
 
-    standard = {"mnist": mnist_run(), "teacher_student": teacher_student_run()}.get(run.task.name)
+    standard = STANDARD_WIDTHS.get(run.task.name)
     if not isinstance(run.model, MLPSpec) or standard is None:
         return 1.0
-    return mlp_train_flops(run.model.widths, 1) / mlp_train_flops(standard.model.widths, 1)
+    return mlp_train_flops(run.model.widths, 1) / mlp_train_flops(standard, 1)
 
 
 def run_steps(profile: str) -> dict[str, int]:

@@ -95,18 +95,20 @@ class Landscape:
         return [goldilocks_norm(n, t) for n, t in zip(self.norm, self.test_loss, strict=True)]
 
 
+def landscape(s: Setup, task: str, configs: list[RunConfig], progress: bool) -> Landscape:
+    """Train (or load) ``configs``, α-major over ``s``'s grid and seeds, as a landscape."""
+    results = fetch(configs, s.device, progress)
+    n_a, n_s = len(s.alphas), len(s.seeds)
+    grids = {
+        m: final(results, m).reshape(n_a, n_s).T
+        for m in ("norm", "train_loss", "test_loss", "test_acc")
+    }
+    return Landscape(task, np.array(s.alphas), **grids)
+
+
 def run(s: Setup, progress: bool = True) -> dict[str, Landscape]:
     """Train (or load) both tasks' grids; return their landscapes."""
-    out = {}
-    n_a, n_s = len(s.alphas), len(s.seeds)
-    for task in TASKS:
-        results = fetch(s.configs(task), s.device, progress)
-        grids = {
-            m: final(results, m).reshape(n_a, n_s).T
-            for m in ("norm", "train_loss", "test_loss", "test_acc")
-        }
-        out[task] = Landscape(task, np.array(s.alphas), **grids)
-    return out
+    return {task: landscape(s, task, s.configs(task), progress) for task in TASKS}
 
 
 def shape_checks(land: Landscape) -> dict[str, tuple[bool, str]]:

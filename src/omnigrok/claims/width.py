@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from omnigrok.claims import goldilocks
-from omnigrok.claims.common import fetch, final
 from omnigrok.config import MLPSpec, RunConfig
 from omnigrok.metrics import refined_minimum
 
@@ -55,16 +54,7 @@ def setup(profile: str = "quick", seeds=None, device: str = "auto") -> Setup:
 
 def run(s: Setup, progress: bool = True) -> dict[int, goldilocks.Landscape]:
     """Train (or load) each width's landscape."""
-    n_a, n_s = len(s.landscape.alphas), len(s.landscape.seeds)
-    out = {}
-    for width in s.widths:
-        results = fetch(s.configs(width), s.landscape.device, progress)
-        grids = {
-            m: final(results, m).reshape(n_a, n_s).T
-            for m in ("norm", "train_loss", "test_loss", "test_acc")
-        }
-        out[width] = goldilocks.Landscape("mnist", np.array(s.landscape.alphas), **grids)
-    return out
+    return {w: goldilocks.landscape(s.landscape, "mnist", s.configs(w), progress) for w in s.widths}
 
 
 @dataclass(frozen=True)
