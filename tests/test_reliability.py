@@ -231,7 +231,7 @@ def test_killed_run_resumes_to_the_same_curves(tmp_path):
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
     assert store.load(cfg) is None, "the run finished before the kill; make it longer"
-    resumed_from = torch.load(checkpoint, weights_only=False)["step"]
+    resumed_from = torch.load(checkpoint, weights_only=True)["step"]
     assert 0 < resumed_from < steps
 
     resumed = run_sweep([cfg], store=store, device="cpu", progress=False)[0]

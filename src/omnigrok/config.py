@@ -273,13 +273,15 @@ class RunConfig:
         return cls(task=TaskSpec(**d.pop("task")), model=spec, betas=tuple(d.pop("betas")), **d)
 
 
+# What a run computes is fixed by its config and by this number, not by the package release:
+# bump it only when a change in the code changes the curves of some config (an init, the
+# optimizer's rounding, the logging schedule), so that a release that changes nothing a run
+# computes keeps every stored and archived key. "0.1.2" is the release that last did.
+COMPUTE_VERSION = "0.1.2"
+
+
 def run_key(config: RunConfig, version: str | None = None) -> str:
-    """Hash of a run's whole config and the package version: its name in the store.
-
-    The version is part of the key because a change in the code may change the curves.
-    """
-    from omnigrok import __version__
-
-    payload = {"config": config.to_dict(), "version": version or __version__}
+    """Hash of a run's whole config and ``COMPUTE_VERSION``: its name in the store."""
+    payload = {"config": config.to_dict(), "version": version or COMPUTE_VERSION}
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:24]

@@ -6,6 +6,10 @@ functions (``ResultStore.path`` via ``run_key``) serve the writer and every read
 can never drift between them. Writes are atomic (temporary file, then ``os.replace``); a
 result whose checksum or metadata does not match is reported, deleted and trained again.
 The root is ``$OMNIGROK_RESULTS``, else ``~/.cache/omnigrok/results``.
+
+A store may also read from *archives*: read-only stores searched after its root (the paper
+archive committed in ``archive/paper``, see ``omnigrok.archive``). Every result carries its
+provenance in ``meta.json``: device, torch, the commit of the code, wall time, checksum.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ import io
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +30,7 @@ import numpy as np
 import torch
 
 from omnigrok import __version__
-from omnigrok.config import RunConfig, run_key
+from omnigrok.config import COMPUTE_VERSION, RunConfig, run_key
 from omnigrok.train import RunResult
 
 RESULTS_ENV = "OMNIGROK_RESULTS"
@@ -32,6 +38,26 @@ RESULTS_ENV = "OMNIGROK_RESULTS"
 
 def default_root() -> Path:
     return Path(os.environ.get(RESULTS_ENV) or Path.home() / ".cache" / "omnigrok" / "results")
+
+
+_COMMIT: list[str] = []
+
+
+def code_commit() -> str:
+    """The git commit of the package's checkout (``+dirty`` with uncommitted changes), or
+    ``unknown`` for an installed copy without git."""
+    if not _COMMIT:
+        here = Path(__file__).resolve().parent
+        try:
+            run = lambda *a: subprocess.run(  # noqa: E731
+                ["git", *a], cwd=here, capture_output=True, text=True, timeout=10, check=True
+            ).stdout.strip()
+            commit = run("rev-parse", "HEAD")
+            dirty = run("status", "--porcelain", "--untracked-files=no", "--", str(here))
+            _COMMIT.append(commit + ("+dirty" if dirty else ""))
+        except (OSError, subprocess.SubprocessError):
+            _COMMIT.append("unknown")
+    return _COMMIT[0]
 
 
 def atomic_write_bytes(data: bytes, path: Path) -> None:
@@ -63,12 +89,29 @@ class CorruptResult(Exception):
 class ResultStore:
     """Runs' results keyed by ``run_key(config)``."""
 
-    def __init__(self, root: str | Path | None = None) -> None:
+    def __init__(
+        self, root: str | Path | None = None, archives: Sequence[str | Path] | None = None
+    ) -> None:
+        """``archives``: read-only stores searched after ``root`` (None: the paper archive
+        where there is one, see ``omnigrok.archive.default_archives``; ``()``: none)."""
         self.root = Path(root) if root is not None else default_root()
+        if archives is None:
+            from omnigrok.archive import default_archives
+
+            archives = default_archives()
+        self.archives = [Path(a) for a in archives if Path(a).resolve() != self.root.resolve()]
 
     def path(self, config: RunConfig) -> Path:
         key = run_key(config)
         return self.root / key[:2] / key
+
+    def where(self, config: RunConfig) -> Path | None:
+        """The folder holding ``config``'s result: an archive's first, else the root's."""
+        key = run_key(config)
+        for root in (*self.archives, self.root):
+            if (root / key[:2] / key / "meta.json").is_file():
+                return root / key[:2] / key
+        return None
 
     def checkpoint_path(self, configs: list[RunConfig]) -> Path:
         """Where a stack of runs checkpoints: keyed by the runs it holds, in order."""
@@ -88,17 +131,30 @@ class ResultStore:
         meta = {
             "config": result.config.to_dict(),
             "version": __version__,
+            "compute_version": COMPUTE_VERSION,
             "key": run_key(result.config),
             "sha256": hashlib.sha256(blob).hexdigest(),
             "diverged_at": result.diverged_at,
             "timing": result.timing,
+            **result.provenance,
+            "dtype": result.config.dtype,
+            "commit": code_commit(),
         }
         atomic_write_bytes(blob, folder / "curves.npz")
         atomic_write_bytes(json.dumps(meta, indent=1).encode(), folder / "meta.json")
         return folder
 
     def load(self, config: RunConfig, need_weights: bool = False) -> RunResult | None:
-        """The stored result of ``config``, or None. A corrupt one is removed with a warning."""
+        """The stored result of ``config``, or None. A corrupt one in the root is removed with
+        a warning (it will be trained again); a corrupt archived one is an error, since an
+        archive is read-only and checked (``omnigrok verify``)."""
+        for archive in self.archives:
+            key = run_key(config)
+            folder = archive / key[:2] / key
+            if folder.exists():
+                result = self._read(config, folder)
+                if not need_weights or result.weights is not None:
+                    return result
         folder = self.path(config)
         if not folder.exists():
             return None
@@ -130,6 +186,9 @@ class ResultStore:
             arrays = {n: npz[n] for n in npz.files}
         metrics = {n[2:]: v for n, v in arrays.items() if n.startswith("m:")}
         weights = {n[2:]: v for n, v in arrays.items() if n.startswith("w:")} or None
+        keys = ("device", "device_name", "torch", "dtype", "commit")
+        provenance = {k: meta[k] for k in keys if k in meta}
+        timing = meta.get("timing", {})
         return RunResult(
-            config, arrays["steps"], metrics, meta["diverged_at"], weights, meta.get("timing", {})
+            config, arrays["steps"], metrics, meta["diverged_at"], weights, timing, provenance
         )

@@ -18,6 +18,7 @@ A run's curves do not depend on which other runs share its stack (tested to 1e-8
 from __future__ import annotations
 
 import math
+import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from omnigrok.config import RunConfig
+from omnigrok.config import RunConfig, check_int
 from omnigrok.data import TORCH_DTYPES, TaskData, make_task
 from omnigrok.models import Params, forward, init_params
 from omnigrok.norms import global_norm, layer_norms, project_to_norm_, scale_
@@ -35,6 +36,14 @@ from omnigrok.optim import StackedAdamW
 
 EVAL_CHUNK = 2048  # examples per evaluation chunk: bounds memory at K * chunk * width floats
 CURVES = ("train_loss", "train_acc", "test_loss", "test_acc", "norm")
+
+
+class BudgetExhausted(Exception):
+    """Training stopped at its deadline; the stack's state is in its checkpoint, to resume."""
+
+    def __init__(self, step: int, steps: int) -> None:
+        super().__init__(f"stopped at step {step} of {steps} (deadline); checkpoint saved")
+        self.step, self.steps = step, steps
 
 
 @dataclass
@@ -52,6 +61,7 @@ class RunResult:
     diverged_at: int | None = None
     weights: dict[str, np.ndarray] | None = None
     timing: dict[str, float] = field(default_factory=dict)
+    provenance: dict[str, str] = field(default_factory=dict)
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.metrics[name]
@@ -164,15 +174,24 @@ def train_ensemble(
     checkpoint_seconds: float = 60.0,
     keep_weights: bool = False,
     on_step: Callable[[int], None] | None = None,
+    deadline: float | None = None,
+    until: int | None = None,
 ) -> list[RunResult]:
     """Train ``configs`` (one shape, see ``RunConfig.shape``) as one stacked model.
 
     ``checkpoint``: a file to save the whole state to every ``checkpoint_seconds`` of training
     (and to resume from, if present); it is removed when the runs finish. ``on_step`` is called
     with the number of steps done, after each step (tests use it to kill a run mid-way).
+    ``deadline`` (a ``time.monotonic()`` value): past it, save the checkpoint and raise
+    ``BudgetExhausted`` (needs ``checkpoint``), so a time-boxed producer never loses work.
+    ``until``: stop after this many steps and return the curves logged so far, on the full
+    run's logging schedule (``verify`` recomputes the start of archived runs this way).
     """
     check_sweep(configs)
     cfg = configs[0]
+    if deadline is not None and checkpoint is None:
+        raise ValueError("deadline needs a checkpoint file to save the state it stops at")
+    last = cfg.steps if until is None else min(check_int("until", until, minimum=1), cfg.steps)
     dev = resolve_device(device)
     dtype = TORCH_DTYPES[cfg.dtype]
     k = len(configs)
@@ -208,13 +227,19 @@ def train_ensemble(
     timing = {"train_seconds": 0.0, "eval_seconds": 0.0}
 
     if checkpoint is not None and Path(checkpoint).exists():
-        state = torch.load(checkpoint, map_location=dev, weights_only=False)
+        # Tensors, lists and numbers only: nothing in a checkpoint needs unpickling code.
+        state = torch.load(checkpoint, map_location=dev, weights_only=True)
         with torch.no_grad():
             for name, p in params.items():
                 p.copy_(state["params"][name])
         opt.load_state_dict(state["optimizer"])
         alive.copy_(state["alive"])
-        diverged_at, records, start = state["diverged_at"], state["records"], state["step"]
+        diverged_at, start = state["diverged_at"], state["step"]
+        timing = {n: float(v) for n, v in state["timing"].items()}
+        records = {
+            n: v.tolist() if n == "step" else list(v.double().numpy())
+            for n, v in state["records"].items()
+        }
 
     def log(step: int) -> None:
         t0 = time.perf_counter()
@@ -242,8 +267,12 @@ def train_ensemble(
             "optimizer": opt.state_dict(),
             "alive": alive,
             "diverged_at": diverged_at,
-            "records": records,
+            "records": {
+                n: torch.tensor(v) if n == "step" else torch.from_numpy(np.stack(v))
+                for n, v in records.items()
+            },
             "step": step,
+            "timing": {**timing, "train_seconds": train_seconds()},
         }
         atomic_torch_save(state, Path(checkpoint))
 
@@ -254,11 +283,18 @@ def train_ensemble(
         alive.logical_and_(finite)
 
     t_start = time.perf_counter()
+    train_before, eval_before = timing["train_seconds"], timing["eval_seconds"]
+
+    def train_seconds() -> float:
+        """Training time over every segment of the run (a resumed run counts all of them)."""
+        segment = time.perf_counter() - t_start - (timing["eval_seconds"] - eval_before)
+        return train_before + segment
+
     if start == 0 and 0 in log_set:
         log(0)
     bar = _progress(cfg.steps, start, progress)
     last_checkpoint = time.perf_counter()
-    for step in range(start, cfg.steps):
+    for step in range(start, last):
         idx = batches.indices(step)
         if idx is None:
             x, y = data.x_train, data.y_train
@@ -287,12 +323,19 @@ def train_ensemble(
         if checkpoint is not None and time.perf_counter() - last_checkpoint > checkpoint_seconds:
             save_checkpoint(step + 1)
             last_checkpoint = time.perf_counter()
+        if deadline is not None and time.monotonic() > deadline and step + 1 < last:
+            bar.close()
+            save_checkpoint(step + 1)
+            raise BudgetExhausted(step + 1, cfg.steps)
     bar.close()
-    timing["train_seconds"] = time.perf_counter() - t_start - timing["eval_seconds"]
+    timing["train_seconds"] = train_seconds()
+    if last < cfg.steps:  # a partial run (``until``): curves so far, its checkpoint untouched
+        return _results(configs, records, diverged_at, None, timing, dev)
     if checkpoint is not None:
         # Another process training the same stack may have removed it already.
         Path(checkpoint).unlink(missing_ok=True)
-    return _results(configs, records, diverged_at, params if keep_weights else None, timing)
+    weights = params if keep_weights else None
+    return _results(configs, records, diverged_at, weights, timing, dev)
 
 
 def _progress(total: int, initial: int, enabled: bool):
@@ -314,7 +357,17 @@ def _show(bar, records: dict) -> None:
         bar.set_postfix(train_acc=f"{train:.3f}", test_acc=f"{test:.3f}", refresh=False)
 
 
-def _results(configs, records, diverged_at, params, timing) -> list[RunResult]:
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _results(configs, records, diverged_at, params, timing, device) -> list[RunResult]:
     steps = np.asarray(records["step"], dtype=np.int64)
     stacked = {n: np.stack(v, axis=1) for n, v in records.items() if n != "step"}
     results = []
@@ -323,5 +376,13 @@ def _results(configs, records, diverged_at, params, timing) -> list[RunResult]:
         if params is not None:
             weights = {n: p[i].detach().cpu().numpy() for n, p in params.items()}
         metrics = {n: v[i] for n, v in stacked.items()}
-        results.append(RunResult(c, steps, metrics, diverged_at[i], weights, dict(timing)))
+        results.append(
+            RunResult(c, steps, metrics, diverged_at[i], weights, dict(timing), provenance(device))
+        )
     return results
+
+
+def provenance(device: torch.device) -> dict[str, str]:
+    """Where a run was computed: the device kind, the card or CPU, and torch's version."""
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
+    return {"device": device.type, "device_name": name, "torch": torch.__version__}

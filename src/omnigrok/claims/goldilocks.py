@@ -21,11 +21,21 @@ from omnigrok.verdict import Verdict, judge
 TASKS = ("mnist", "teacher_student")
 TASK_LABELS = {"mnist": "MNIST (N=1000)", "teacher_student": "teacher-student"}
 
-# Per profile: grid size over α in [0.1, 10], steps per task, MNIST test images (0 = all 10k).
+# Per profile: grid size over α in [0.1, 10], steps per task, MNIST batch and test images
+# (0 = all 10k). ``paper`` is the official landscape notebook's MNIST setting: α =
+# 10^linspace(-1, 1, 21), 1e4 steps at batch 100, a 2000-image test subset. That notebook
+# reports the *best* test loss seen during training; we report the final one (a minimum over
+# the test curve selects on test data), and the chapter's setup table shows both choices.
 PROFILES = {
-    "smoke": dict(n_alpha=11, mnist_steps=150, teacher_steps=400, n_test=500, n_log=10),
-    "quick": dict(n_alpha=11, mnist_steps=2000, teacher_steps=5000, n_test=2000, n_log=40),
-    "paper": dict(n_alpha=21, mnist_steps=20000, teacher_steps=20000, n_test=0, n_log=100),
+    "smoke": dict(
+        n_alpha=11, mnist_steps=150, mnist_batch=200, teacher_steps=400, n_test=500, n_log=10
+    ),
+    "quick": dict(
+        n_alpha=11, mnist_steps=2000, mnist_batch=200, teacher_steps=5000, n_test=2000, n_log=40
+    ),
+    "paper": dict(
+        n_alpha=21, mnist_steps=10000, mnist_batch=100, teacher_steps=20000, n_test=2000, n_log=100
+    ),
 }
 
 
@@ -52,7 +62,10 @@ def setup(profile: str = "quick", seeds=None, device: str = "auto") -> Setup:
     held = dict(constraint="init", weight_decay=0.0, n_log=p["n_log"])
     bases = {
         "mnist": mnist_run(
-            task=TaskSpec("mnist", n_train=1000, n_test=p["n_test"]), steps=p["mnist_steps"], **held
+            task=TaskSpec("mnist", n_train=1000, n_test=p["n_test"]),
+            steps=p["mnist_steps"],
+            batch_size=p["mnist_batch"],
+            **held,
         ),
         "teacher_student": teacher_student_run(steps=p["teacher_steps"], **held),
     }
