@@ -1,6 +1,12 @@
 """Build the HTML book in one command: execute the chapter notebooks, then run Jupyter Book.
 
-    python book/build.py --profile quick
+    python book/build.py                  # the paper's runs, read from archive/paper
+    python book/build.py --profile quick  # a CPU rerun: trains (about 30 min on 2 cores)
+
+The ``paper`` profile trains nothing: every run is read from the paper archive
+(``omnigrok.archive``). When the archive lacks runs a chapter reads, the build stops before
+executing anything and names the command that produces them; ``--partial`` builds the
+chapters the archive covers and puts a page saying what is missing in place of the rest.
 
 Chapters are listed in book/_toc.yml; an entry ``_nb/<name>`` means: execute
 ``notebooks/<name>.ipynb`` with papermill (parameter ``profile``) into ``book/_nb/<name>.ipynb``.
@@ -23,6 +29,8 @@ from pathlib import Path
 import papermill
 import yaml
 from papermill.exceptions import PapermillExecutionError
+
+from omnigrok import archive
 
 BOOK = Path(__file__).resolve().parent
 REPO = BOOK.parent
@@ -63,6 +71,30 @@ def ensure_mathjax() -> None:
         npm = ["npm", "install", "--no-save", "--no-audit", "--no-fund", "--prefix"]
         subprocess.run([*npm, str(MATHJAX_CACHE), "mathjax@3"], check=True)
     shutil.copytree(es5, MATHJAX_SITE, dirs_exist_ok=True)
+
+
+def placeholder(name: str, parts: list[str]) -> None:
+    """A page for chapter ``name`` whose archived runs are incomplete: what is missing and
+    the command that produces it (``--partial`` builds)."""
+    text = (
+        f"# {name}: not in the archive yet\n\n"
+        f"This chapter reads the paper archive's part(s) {', '.join(parts)}, which the archive "
+        "does not hold completely yet, so this build shows no numbers or verdict for it. "
+        "Produce the missing runs (resumable, within a time budget; a GPU is much faster for "
+        "modular addition and the width study) and build again:\n\n"
+        "```bash\npython -m omnigrok archive --profile paper --device auto --budget-s 540\n"
+        "python -m omnigrok archive --status\n```\n\n"
+        "or rebuild the chapter on a CPU with `python book/build.py --profile quick`."
+    )
+    cell = {"cell_type": "markdown", "id": "missing", "metadata": {}, "source": text}
+    notebook = {
+        "cells": [cell],
+        "metadata": {"papermill": {"parameters": {"profile": "paper"}}, "omnigrok_missing": parts},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    NB_OUT.mkdir(exist_ok=True)
+    (NB_OUT / f"{name}.ipynb").write_text(json.dumps(notebook, indent=1) + "\n")
 
 
 def execute(names: list[str], notebooks: Path, profile: str) -> tuple[dict[str, float], list[Path]]:
@@ -129,7 +161,17 @@ def jupyter_book(names: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, build the book, write the build report; return the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", choices=PROFILES, default="quick")
+    parser.add_argument(
+        "--profile",
+        choices=PROFILES,
+        default="paper",
+        help="paper: read the archive, train nothing (default); quick/smoke: train on this machine",
+    )
+    parser.add_argument(
+        "--partial",
+        action="store_true",
+        help="paper: build the chapters the archive covers, mark the others (default: stop)",
+    )
     parser.add_argument("--notebooks", type=Path, default=REPO / "notebooks")
     parser.add_argument("--results", type=Path, help="OMNIGROK_RESULTS (default: <repo>/results)")
     parser.add_argument("--skip-execute", action="store_true", help="reuse the notebooks in _nb")
@@ -139,10 +181,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.results:
         os.environ["OMNIGROK_RESULTS"] = str(args.results.resolve())
     os.environ.setdefault("OMNIGROK_RESULTS", str(REPO / "results"))
+    if args.profile == "paper":
+        # The kernels inherit this: a run missing from the archive is an error, never hours of
+        # training by surprise.
+        os.environ["OMNIGROK_TRAIN"] = "0"
 
     start = time.perf_counter()
     names = chapter_names()
     seconds: dict[str, float] = {}
+    lacking: dict[str, list[str]] = {}
     status = 0
     if not args.skip_execute:
         notebooks = args.notebooks.resolve()
@@ -151,7 +198,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"_toc.yml lists notebooks missing from {notebooks}: {absent}", file=sys.stderr)
             return 1
         print(f"profile {args.profile}, results in {os.environ['OMNIGROK_RESULTS']}")
-        seconds, failed = execute(names, notebooks, args.profile)
+        if args.profile == "paper":
+            lacking = archive.missing_chapters(names, "paper")
+            if lacking and not args.partial:
+                for name, parts in lacking.items():
+                    print(f"{name}: the archive lacks runs of {', '.join(parts)}", file=sys.stderr)
+                print(
+                    "produce them with `python -m omnigrok archive --profile paper` (see "
+                    "`--status`), or build what is there with --partial",
+                    file=sys.stderr,
+                )
+                return 1
+            for name, parts in lacking.items():
+                placeholder(name, parts)
+        seconds, failed = execute([n for n in names if n not in lacking], notebooks, args.profile)
         if failed:
             print(f"{len(failed)} notebook(s) failed; not building the HTML", file=sys.stderr)
             status = 1
@@ -162,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "profile": args.profile if not args.skip_execute else executed_profile(names),
         "notebook_seconds": seconds,
+        "not_in_archive": lacking,
         "total_seconds": total,
         "ok": status == 0,
     }

@@ -21,9 +21,11 @@ if SHARED_MNIST.is_dir():
 
 @pytest.fixture(autouse=True, scope="session")
 def isolated_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every test's results store lives in a temporary folder, never the user's cache."""
+    """Every test's results store lives in a temporary folder, never the user's cache, and
+    reads no archive unless the test names one (the paper archive's tests do)."""
     root = tmp_path_factory.mktemp("results")
     os.environ["OMNIGROK_RESULTS"] = str(root)
+    os.environ["OMNIGROK_ARCHIVE"] = ""
     return root
 
 

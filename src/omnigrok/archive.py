@@ -5,16 +5,46 @@ The archive is a results store (``omnigrok.store``) committed to the repository 
 (``meta.json``: full config, key, device, dtype, torch, commit, wall time, checksum).
 Checkpoints are never archived. ``$OMNIGROK_ARCHIVE`` names other archive folders
 (``os.pathsep``-separated; empty for none).
+
+``produce`` trains what the archive lacks within a time budget, in priority order (claim 4, 3,
+2, 1, then the width study), checkpointing so that a budget can end at any step without losing
+work. ``verify`` recomputes the start of archived runs and compares them with their curves.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import math
 import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
+
+from omnigrok.config import TASKS, RunConfig, run_key
+from omnigrok.sweep import TRAIN_ENV, MissingRuns, group_by_shape
+from omnigrok.train import CURVES, BudgetExhausted, resolve_device, train_ensemble
 
 ARCHIVE_ENV = "OMNIGROK_ARCHIVE"
 REPO = Path(__file__).resolve().parents[2]
 PAPER_ARCHIVE = REPO / "archive" / "paper"
+
+# The archive's parts in the order the producer fills them: the P = 113 runs of claims 4 and
+# 3 first (they need a GPU most), the width study last (the largest and least central).
+PARTS = ("claim4", "claim3", "claim2", "claim1", "width")
+# Which parts each book chapter reads (claims 2 and 3 read claim 1's MNIST landscape).
+CHAPTER_PARTS = {
+    "claim1": ("claim1",),
+    "claim2": ("claim1", "claim2"),
+    "claim3": ("claim1", "claim3"),
+    "claim4": ("claim4",),
+    "dashboard": ("claim1", "claim2", "claim3", "claim4"),
+    "discussion": ("claim1", "claim2", "claim3", "claim4", "width"),
+    "performance": (),
+}
 
 
 def default_archives() -> list[Path]:
@@ -22,3 +52,304 @@ def default_archives() -> list[Path]:
     if ARCHIVE_ENV in os.environ:
         return [Path(p) for p in os.environ[ARCHIVE_ENV].split(os.pathsep) if p]
     return [PAPER_ARCHIVE] if PAPER_ARCHIVE.is_dir() else []
+
+
+@contextlib.contextmanager
+def _environ(**values: str) -> Iterator[None]:
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@dataclass(frozen=True)
+class Part:
+    """The runs of one part of the archive: those that can be listed now, and the reason
+    others cannot yet (claim 3's MNIST target is claim 1's w_c, known once claim 1 is in)."""
+
+    name: str
+    configs: tuple[RunConfig, ...]
+    waiting: str = ""
+
+
+def part(name: str, profile: str, archive: Path) -> Part:
+    """The runs of part ``name`` for ``profile``, each chapter's own setup at its defaults."""
+    from omnigrok.claims import axes, constraint, goldilocks, large_init, width
+
+    if name == "claim1":
+        s = goldilocks.setup(profile, device="cpu")
+        return Part(name, tuple(c for task in goldilocks.TASKS for c in s.configs(task)))
+    if name == "claim2":
+        return Part(name, tuple(large_init.setup(profile, device="cpu").sweep()))
+    if name == "claim4":
+        return Part(name, tuple(axes.setup(profile, device="cpu").configs()))
+    if name == "width":
+        w = width.setup(profile, device="cpu")
+        return Part(name, tuple(c for size in w.widths for c in w.configs(size)))
+    if name == "claim3":
+        waiting, w_c = "", None
+        try:
+            with _environ(**{TRAIN_ENV: "0", ARCHIVE_ENV: str(archive)}):
+                w_c = goldilocks.goldilocks_norm_of("mnist", profile, device="cpu")
+        except MissingRuns:
+            waiting = "its MNIST runs held at w_c wait for claim 1's MNIST landscape (w_c)"
+        s = constraint.setup(profile, device="cpu", mnist_w_c=w_c or 1.0)
+        configs = [
+            c
+            for task in s.bases
+            for regime in constraint.REGIMES
+            if not (w_c is None and task == "mnist" and regime == "held at w_c")
+            for c in s.configs(task, regime)
+        ]
+        return Part(name, tuple(configs), waiting)
+    raise ValueError(f"part must be one of {', '.join(PARTS)}, got {name!r}")
+
+
+def _stored(archive: Path, config: RunConfig) -> Path | None:
+    key = run_key(config)
+    folder = archive / key[:2] / key
+    return folder if (folder / "meta.json").is_file() else None
+
+
+def _manifests(archive: Path, configs: Sequence[RunConfig]) -> list[dict]:
+    found = [_stored(archive, c) for c in configs]
+    return [json.loads((f / "meta.json").read_text()) for f in found if f is not None]
+
+
+def device_seconds(manifests: Sequence[dict]) -> dict[str, float]:
+    """Training + evaluation seconds per device of the stacks these runs were trained in.
+
+    Runs trained in one stack share its timing, so a stack is counted once (by its timing)."""
+    stacks = {
+        (m.get("device_name", m.get("device", "?")), *sorted(m["timing"].items()))
+        for m in manifests
+        if m.get("timing")
+    }
+    out: dict[str, float] = {}
+    for name, *timing in stacks:
+        out[name] = out.get(name, 0.0) + sum(v for _, v in timing)
+    return out
+
+
+@dataclass(frozen=True)
+class PartStatus:
+    name: str
+    total: int
+    stored: int
+    waiting: str
+    seconds: dict[str, float]
+
+    @property
+    def complete(self) -> bool:
+        return self.stored == self.total and not self.waiting
+
+    def line(self) -> str:
+        secs = ", ".join(f"{s:.0f} s on {d}" for d, s in self.seconds.items()) or "none yet"
+        left = self.total - self.stored
+        state = "complete" if self.complete else f"{left} run(s) left"
+        wait = f"; {self.waiting}" if self.waiting else ""
+        return f"{self.name:>7}: {self.stored}/{self.total} runs, {state}{wait}; device time {secs}"
+
+
+def status(profile: str = "paper", archive: Path | None = None) -> list[PartStatus]:
+    """What the archive holds of each part, in priority order."""
+    archive = Path(archive or PAPER_ARCHIVE)
+    out = []
+    for name in PARTS:
+        p = part(name, profile, archive)
+        manifests = _manifests(archive, p.configs)
+        out.append(
+            PartStatus(name, len(p.configs), len(manifests), p.waiting, device_seconds(manifests))
+        )
+    return out
+
+
+def missing_chapters(chapters: Sequence[str], profile: str, archive: Path | None = None) -> dict:
+    """Chapter -> the incomplete parts it reads (only chapters with some)."""
+    incomplete = {s.name for s in status(profile, archive) if not s.complete}
+    out = {}
+    for chapter in chapters:
+        lacking = [p for p in CHAPTER_PARTS.get(chapter, PARTS) if p in incomplete]
+        if lacking:
+            out[chapter] = lacking
+    return out
+
+
+def produce(
+    profile: str = "paper",
+    budget_s: float = 540.0,
+    device: str = "auto",
+    parts: Sequence[str] = PARTS,
+    archive: Path | None = None,
+    tasks: Sequence[str] | None = None,
+    max_stack: int = 64,
+    progress: bool = True,
+    say: Callable[[str], None] = print,
+) -> bool:
+    """Train what ``archive`` lacks of ``parts`` (in that order) until ``budget_s`` seconds
+    have passed; return True when every asked part is complete. ``tasks`` limits the runs
+    to those tasks (a GPU takes ``modadd``, a CPU in the background ``mnist`` and
+    ``teacher_student``).
+
+    Each stack checkpoints inside the archive's ``checkpoints/`` (never committed) at most a
+    minute apart and at the deadline, so the next call resumes it where this one stopped.
+    """
+    from omnigrok.store import ResultStore
+
+    for name in parts:
+        if name not in PARTS:
+            raise ValueError(f"parts must be among {', '.join(PARTS)}, got {name!r}")
+    for task in tasks or ():
+        if task not in TASKS:
+            raise ValueError(f"tasks must be among {', '.join(TASKS)}, got {task!r}")
+    archive = Path(archive or PAPER_ARCHIVE)
+    store = ResultStore(archive, archives=())
+    dev = resolve_device(device)
+    deadline = time.monotonic() + budget_s
+    say(f"archive {archive}, profile {profile}, device {dev}, budget {budget_s:.0f} s")
+    finished = True
+    for name in parts:
+        p = part(name, profile, archive)
+        todo = [c for c in dict.fromkeys(p.configs) if _stored(archive, c) is None]
+        say(f"{name}: {len(p.configs) - len(todo)}/{len(p.configs)} stored" + _wait(p))
+        finished &= not p.waiting
+        if tasks is not None:
+            finished &= all(c.task.name in tasks for c in todo)
+            todo = [c for c in todo if c.task.name in tasks]
+        for group in group_by_shape(todo):
+            stack = [todo[i] for i in group]
+            for start in range(0, len(stack), max_stack):
+                chunk = stack[start : start + max_stack]
+                if time.monotonic() >= deadline:
+                    say("budget spent; run the same command again to go on")
+                    return False
+                t0 = time.monotonic()
+                try:
+                    results = train_ensemble(
+                        chunk,
+                        device=dev,
+                        progress=progress,
+                        checkpoint=store.checkpoint_path(chunk),
+                        deadline=deadline,
+                    )
+                except BudgetExhausted as stop:
+                    say(f"{name}: a stack of {len(chunk)} paused at step {stop.step}/{stop.steps}")
+                    say("budget spent; run the same command again to go on")
+                    return False
+                for r in results:
+                    store.save(r)
+                say(f"{name}: stored {len(chunk)} run(s) in {time.monotonic() - t0:.0f} s")
+    for s in status(profile, archive):
+        say(s.line())
+    return finished
+
+
+def _wait(p: Part) -> str:
+    return f" ({p.waiting})" if p.waiting else ""
+
+
+# -- verify ---------------------------------------------------------------------------------
+
+# How close a recomputed start must be to the archived curves: losses and norms within a
+# relative 1e-3 (float32 rounding differs across devices and BLAS builds, and it grows over
+# a few hundred AdamW steps; a tampered or mis-keyed run differs at order one), accuracies
+# within VERIFY_ACC_TOL (a few examples changing sides of the argmax).
+VERIFY_STEPS = 300
+VERIFY_RTOL = 1e-3
+VERIFY_ATOL = 1e-6
+VERIFY_ACC_TOL = 0.01
+
+
+@dataclass(frozen=True)
+class Check:
+    key: str
+    label: str
+    ok: bool
+    detail: str
+
+    def line(self) -> str:
+        return f"{'ok  ' if self.ok else 'FAIL'} {self.key} {self.label}: {self.detail}"
+
+
+def _label(c: RunConfig) -> str:
+    bits = [c.task.name, f"α={c.init_scale:g}", f"γ={c.weight_decay:g}", f"seed {c.seed}"]
+    if c.constraint != "none":
+        bits.append(f"held {c.constraint}")
+    return " ".join(bits)
+
+
+def archived_keys(archive: Path) -> list[str]:
+    return sorted(p.parent.name for p in Path(archive).glob("??/*/meta.json"))
+
+
+def verify(
+    archive: Path | None = None,
+    keys: Sequence[str] | None = None,
+    steps: int = VERIFY_STEPS,
+    device: str = "cpu",
+) -> list[Check]:
+    """Check ``archive``: every manifest's checksum and key, and for ``keys`` (None: the
+    first run of each task, by key) the first ``steps`` steps recomputed on ``device`` in the
+    run's own dtype, compared with the archived curves at every logged step up to there."""
+    from omnigrok.store import CorruptResult, ResultStore
+
+    archive = Path(archive or PAPER_ARCHIVE)
+    store = ResultStore(archive, archives=())
+    checks, configs = [], {}
+    for key in archived_keys(archive):
+        meta = json.loads((archive / key[:2] / key / "meta.json").read_text())
+        config = RunConfig.from_dict(meta["config"])
+        configs[key] = config
+        if run_key(config) != key:
+            checks.append(Check(key, _label(config), False, "its config hashes to another key"))
+            continue
+        try:
+            store._read(config, archive / key[:2] / key)
+        except CorruptResult as err:
+            checks.append(Check(key, _label(config), False, str(err)))
+    if keys is None:
+        first: dict[str, str] = {}
+        for key, config in configs.items():
+            first.setdefault(config.task.name, key)
+        keys = list(first.values())
+    for key in keys:
+        if key not in configs:
+            raise ValueError(f"keys: {key!r} is not in the archive {archive}")
+        if any(c.key == key for c in checks):
+            continue
+        checks.append(_recompute(store, key, configs[key], steps, device))
+    return checks
+
+
+def _recompute(store, key: str, config: RunConfig, steps: int, device: str) -> Check:
+    archived = store.load(config)
+    fresh = train_ensemble([config], device=device, progress=False, until=steps)[0]
+    n = len(fresh.steps)
+    if not np.array_equal(archived.steps[:n], fresh.steps):
+        return Check(key, _label(config), False, "logging steps differ")
+    worst, where = 0.0, ""
+    for name in CURVES:
+        a, b = archived[name][:n], fresh[name]
+        if name.endswith("acc"):
+            excess = np.abs(a - b) / VERIFY_ACC_TOL
+        else:
+            excess = np.abs(a - b) / (VERIFY_ATOL + VERIFY_RTOL * np.abs(a))
+        excess = np.where(np.isnan(a) & np.isnan(b), 0.0, excess)
+        excess = np.where(np.isnan(a) ^ np.isnan(b), math.inf, excess)
+        i = int(np.argmax(excess))
+        if excess[i] > worst:
+            worst = float(excess[i])
+            where = f"{name} at step {fresh.steps[i]}: archived {a[i]:.6g}, recomputed {b[i]:.6g}"
+    ok = worst <= 1.0
+    detail = f"{n} logged steps up to {fresh.steps[-1]} recomputed on {device}; " + (
+        f"largest difference {worst:.2g} of the tolerance" + (f" ({where})" if where else "")
+        if ok
+        else f"differs: {where}"
+    )
+    return Check(key, _label(config), ok, detail)

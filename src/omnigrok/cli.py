@@ -1,6 +1,8 @@
 """Command line: train a grid of runs of one task and print where the results went.
 
     python -m omnigrok train --task mnist --init-scale 8 --seeds 0-4 --steps 2000
+    python -m omnigrok archive --profile paper --device cuda --budget-s 540
+    python -m omnigrok verify
 
 Every flag is checked before any work (one-line error naming the flag); results go to the store
 (``$OMNIGROK_RESULTS``), so repeating a command loads instead of training.
@@ -12,10 +14,12 @@ import argparse
 import math
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from omnigrok.config import RunConfig
+from omnigrok import archive
+from omnigrok.config import TASKS, RunConfig
 from omnigrok.metrics import first_step_reaching, grokking_delay, spread
-from omnigrok.params import DEVICES, check_device, parse_seeds
+from omnigrok.params import DEVICES, PROFILES, check_device, parse_seeds
 from omnigrok.presets import mnist_run, modadd_run, teacher_student_run
 from omnigrok.store import ResultStore
 from omnigrok.sweep import run_sweep
@@ -43,6 +47,38 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--device", choices=DEVICES, default="auto")
     train.add_argument("--results", default=None, help="store folder (default $OMNIGROK_RESULTS)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    produce = sub.add_parser(
+        "archive",
+        help="train what the paper archive lacks, within a time budget (resumable)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    produce.add_argument("--profile", choices=PROFILES, default="paper")
+    produce.add_argument("--device", choices=DEVICES, default="auto")
+    produce.add_argument(
+        "--budget-s", type=float, default=540.0, help="seconds to train before pausing"
+    )
+    produce.add_argument(
+        "--parts", default=",".join(archive.PARTS), help="comma-separated, in priority order"
+    )
+    produce.add_argument(
+        "--tasks", default=None, help="comma-separated tasks to train (default: all)"
+    )
+    produce.add_argument("--archive", type=Path, default=archive.PAPER_ARCHIVE, help="folder")
+    produce.add_argument("--status", action="store_true", help="only say what is stored/left")
+    produce.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    check = sub.add_parser(
+        "verify",
+        help="recompute the start of archived runs and compare with their curves",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    check.add_argument("--archive", type=Path, default=archive.PAPER_ARCHIVE, help="folder")
+    check.add_argument(
+        "--keys", nargs="+", default=None, help="runs to recompute (default: one per task)"
+    )
+    check.add_argument("--steps", type=int, default=archive.VERIFY_STEPS, help="steps to redo")
+    check.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     return parser
 
 
@@ -69,9 +105,62 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
     return [base.replace(init_scale=a, seed=s) for a in scales for s in seeds]
 
 
+def _archive(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    bad = [p for p in parts if p not in archive.PARTS]
+    if bad or not parts:
+        parser.error(f"--parts must be a comma-separated subset of {','.join(archive.PARTS)}")
+    tasks = None
+    if args.tasks is not None:
+        tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+        if not tasks or any(t not in TASKS for t in tasks):
+            parser.error(f"--tasks must be a comma-separated subset of {','.join(TASKS)}")
+    if args.budget_s < 0 or not math.isfinite(args.budget_s):
+        parser.error(f"--budget-s must be a non-negative number of seconds, got {args.budget_s}")
+    try:
+        check_device(args.device)
+    except ValueError as err:
+        parser.error(str(err))
+    if args.status:
+        for s in archive.status(args.profile, args.archive):
+            print(s.line())
+        return 0
+    done = archive.produce(
+        args.profile,
+        args.budget_s,
+        args.device,
+        parts,
+        args.archive,
+        tasks=tasks,
+        progress=not args.quiet,
+    )
+    return 0 if done else 3
+
+
+def _verify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if args.steps < 1:
+        parser.error(f"--steps must be a positive integer, got {args.steps}")
+    if not args.archive.is_dir():
+        parser.error(f"--archive {args.archive} is not a folder")
+    try:
+        checks = archive.verify(args.archive, args.keys, args.steps, args.device)
+    except ValueError as err:
+        parser.error(str(err).replace("keys", "--keys"))
+    for c in checks:
+        print(c.line())
+    failed = [c for c in checks if not c.ok]
+    n = len(archive.archived_keys(args.archive))
+    print(f"{n} archived runs checked; {len(failed)} failed" if failed else f"{n} runs: all ok")
+    return 1 if failed else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "archive":
+        return _archive(args, parser)
+    if args.command == "verify":
+        return _verify(args, parser)
     try:
         configs = configs_from_args(args)
         check_device(args.device)

@@ -40,24 +40,28 @@ def default_root() -> Path:
     return Path(os.environ.get(RESULTS_ENV) or Path.home() / ".cache" / "omnigrok" / "results")
 
 
-_COMMIT: list[str] = []
+def _git_commit() -> str:
+    here = Path(__file__).resolve().parent
+    try:
+        run = lambda *a: subprocess.run(  # noqa: E731
+            ["git", *a], cwd=here, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        commit = run("rev-parse", "HEAD")
+        dirty = run("status", "--porcelain", "--untracked-files=no", "--", str(here))
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
+# Read when the package is imported, i.e. when its code was loaded: later edits to the
+# checkout do not change what a running process computes.
+_COMMIT = _git_commit()
 
 
 def code_commit() -> str:
-    """The git commit of the package's checkout (``+dirty`` with uncommitted changes), or
-    ``unknown`` for an installed copy without git."""
-    if not _COMMIT:
-        here = Path(__file__).resolve().parent
-        try:
-            run = lambda *a: subprocess.run(  # noqa: E731
-                ["git", *a], cwd=here, capture_output=True, text=True, timeout=10, check=True
-            ).stdout.strip()
-            commit = run("rev-parse", "HEAD")
-            dirty = run("status", "--porcelain", "--untracked-files=no", "--", str(here))
-            _COMMIT.append(commit + ("+dirty" if dirty else ""))
-        except (OSError, subprocess.SubprocessError):
-            _COMMIT.append("unknown")
-    return _COMMIT[0]
+    """The git commit of the package's checkout when it was imported (``+dirty`` with
+    uncommitted changes to the package), or ``unknown`` for an installed copy without git."""
+    return _COMMIT
 
 
 def atomic_write_bytes(data: bytes, path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,26 @@ import torch
 from omnigrok.config import RunConfig
 from omnigrok.store import ResultStore
 from omnigrok.train import RunResult, resolve_device, train_ensemble
+
+TRAIN_ENV = "OMNIGROK_TRAIN"  # "0": never train, read stored runs only (the book from the archive)
+
+
+class MissingRuns(Exception):
+    """Runs asked for in read-only mode that no store or archive holds."""
+
+    def __init__(self, configs: Sequence[RunConfig]) -> None:
+        self.configs = list(configs)
+        tasks = sorted({c.task.name for c in self.configs})
+        super().__init__(
+            f"{len(self.configs)} run(s) of {', '.join(tasks)} are not stored and "
+            f"{TRAIN_ENV}=0 forbids training them; produce them with "
+            "`python -m omnigrok archive --profile paper` (or unset "
+            f"{TRAIN_ENV} to train here)"
+        )
+
+
+def training_allowed() -> bool:
+    return os.environ.get(TRAIN_ENV, "1") != "0"
 
 
 def grid(base: RunConfig, **axes: Iterable[Any]) -> list[RunConfig]:
@@ -74,7 +95,8 @@ def run_sweep(
 ) -> list[RunResult]:
     """Results of ``configs`` in order: loaded from ``store`` where present, else trained.
 
-    Runs are stacked at most ``max_stack`` at a time (memory); duplicates train once.
+    Runs are stacked at most ``max_stack`` at a time (memory); duplicates train once. With
+    ``$OMNIGROK_TRAIN=0`` nothing trains: missing runs raise ``MissingRuns``.
     """
     store = store or ResultStore()
     dev = resolve_device(device)
@@ -84,6 +106,8 @@ def run_sweep(
         if found is not None:
             results[config] = found
     missing = [c for c in dict.fromkeys(configs) if c not in results]
+    if missing and not training_allowed():
+        raise MissingRuns(missing)
     for group in group_by_shape(missing):
         stack_configs = [missing[i] for i in group]
         for start in range(0, len(stack_configs), max_stack):

@@ -1,0 +1,206 @@
+"""The paper archive: stable keys, a producer that pauses and resumes, verify, read-only reads."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from omnigrok import archive, train
+from omnigrok.cli import main as cli_main
+from omnigrok.config import RunConfig, run_key
+from omnigrok.presets import mnist_run, teacher_student_run
+from omnigrok.store import ResultStore
+from omnigrok.sweep import MissingRuns, run_sweep
+from omnigrok.train import BudgetExhausted, train_ensemble
+
+REPO = Path(__file__).resolve().parents[1]
+PAPER = REPO / "archive" / "paper"
+MANIFEST_FIELDS = {"config", "key", "sha256", "device", "device_name", "dtype", "torch", "commit"}
+
+
+def test_keys_do_not_change_with_the_release(monkeypatch):
+    """A release that changes nothing a run computes keeps every key (the archive's)."""
+    import omnigrok
+
+    cfg = mnist_run()
+    before = run_key(cfg)
+    monkeypatch.setattr(omnigrok, "__version__", "9.9.9")
+    assert run_key(cfg) == before
+    # Pinned: the key every store and the archive file the paper's MNIST run under.
+    assert before == run_key(cfg, version="0.1.2") == "830a47f30d7e2b1548d161cb"
+    assert run_key(cfg, version="0.1.3") != before
+
+
+def _tiny(seed: int = 0, **kw) -> RunConfig:
+    return teacher_student_run(steps=120, n_log=30, dtype="float64", seed=seed, **kw)
+
+
+def test_deadline_pauses_a_stack_and_the_resumed_curves_equal_an_unbroken_run(
+    tmp_path, monkeypatch
+):
+    configs = [_tiny(0), _tiny(1, init_scale=3.0)]
+    unbroken = train_ensemble(configs, device="cpu", progress=False)
+    clock = {"now": 0.0}
+    fake_time = types.SimpleNamespace(
+        perf_counter=time.perf_counter, monotonic=lambda: clock["now"]
+    )
+    monkeypatch.setattr(train, "time", fake_time)
+    checkpoint = tmp_path / "stack.pt"
+
+    def tick(step: int) -> None:
+        clock["now"] = float(step)
+
+    with pytest.raises(BudgetExhausted) as stop:
+        train_ensemble(configs, "cpu", False, checkpoint=checkpoint, deadline=47.5, on_step=tick)
+    assert stop.value.step == 48 and checkpoint.is_file()
+    monkeypatch.undo()
+    resumed = train_ensemble(configs, "cpu", False, checkpoint=checkpoint)
+    assert not checkpoint.exists()
+    for a, b in zip(unbroken, resumed, strict=True):
+        np.testing.assert_array_equal(a.steps, b.steps)
+        for name in train.CURVES:
+            np.testing.assert_allclose(a[name], b[name], rtol=1e-12, equal_nan=True)
+
+
+def test_until_returns_the_start_of_a_run_on_its_own_schedule():
+    cfg = _tiny()
+    full = train_ensemble([cfg], "cpu", False)[0]
+    start = train_ensemble([cfg], "cpu", False, until=40)[0]
+    n = len(start.steps)
+    assert start.steps[-1] <= 40 < full.steps[n]
+    np.testing.assert_allclose(full["test_loss"][:n], start["test_loss"], rtol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def produced(tmp_path_factory) -> Path:
+    """Claim 4's smoke runs (modular addition, P=23, 2 seeds) produced into a fresh archive."""
+    root = tmp_path_factory.mktemp("archive")
+    lines: list[str] = []
+    assert archive.produce("smoke", 600, "cpu", ["claim4"], root, progress=False, say=lines.append)
+    assert any("claim4: stored 2 run(s)" in line for line in lines)
+    return root
+
+
+def test_produce_stores_manifests_and_a_second_call_trains_nothing(produced):
+    keys = archive.archived_keys(produced)
+    assert len(keys) == 2
+    for key in keys:
+        meta = json.loads((produced / key[:2] / key / "meta.json").read_text())
+        assert MANIFEST_FIELDS <= set(meta) and meta["key"] == key
+        assert meta["device"] == "cpu" and meta["timing"]["train_seconds"] > 0
+    lines: list[str] = []
+    archive.produce("smoke", 600, "cpu", ["claim4"], produced, progress=False, say=lines.append)
+    assert not any("stored" in line and "run(s) in" in line for line in lines)
+    assert not list(produced.glob("checkpoints/*.pt"))  # checkpoints never stay in an archive
+    claim4 = next(s for s in archive.status("smoke", produced) if s.name == "claim4")
+    assert claim4.complete and claim4.stored == 2 and sum(claim4.seconds.values()) > 0
+
+
+def test_produce_with_no_budget_left_trains_nothing_and_says_so(tmp_path):
+    lines: list[str] = []
+    done = archive.produce(
+        "smoke", 0, "cpu", ["claim4"], tmp_path, progress=False, say=lines.append
+    )
+    assert not done and archive.archived_keys(tmp_path) == []
+    assert "run the same command again" in lines[-1]
+
+
+def test_verify_passes_on_produced_runs(produced):
+    checks = archive.verify(produced, steps=60)
+    assert len(checks) == 1 and checks[0].ok, checks[0].line()  # one task: one recomputed run
+
+
+def _tamper(folder: Path, fix_checksum: bool) -> None:
+    """Raise one early test-loss value by 5% (and, if asked, re-sign the file)."""
+    blob = (folder / "curves.npz").read_bytes()
+    with np.load(io.BytesIO(blob)) as npz:
+        arrays = {n: npz[n] for n in npz.files}
+    arrays["m:test_loss"][3] *= 1.05
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    (folder / "curves.npz").write_bytes(buffer.getvalue())
+    if fix_checksum:
+        meta = json.loads((folder / "meta.json").read_text())
+        meta["sha256"] = hashlib.sha256(buffer.getvalue()).hexdigest()
+        (folder / "meta.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("fix_checksum", [True, False])
+def test_verify_fails_on_a_tampered_copy_naming_the_run(produced, tmp_path, fix_checksum):
+    copy = tmp_path / "copy"
+    shutil.copytree(produced, copy)
+    key = archive.archived_keys(copy)[0]
+    _tamper(copy / key[:2] / key, fix_checksum)
+    failed = [c for c in archive.verify(copy, keys=[key], steps=60) if not c.ok]
+    assert [c.key for c in failed] == [key]
+    assert ("test_loss at step 3" if fix_checksum else "checksum mismatch") in failed[0].detail
+    assert cli_main(["verify", "--archive", str(copy), "--keys", key, "--steps", "60"]) == 1
+
+
+def test_read_only_mode_names_the_producer(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMNIGROK_TRAIN", "0")
+    with pytest.raises(MissingRuns, match="python -m omnigrok archive --profile paper"):
+        run_sweep([_tiny()], store=ResultStore(tmp_path, archives=()), progress=False)
+
+
+def test_a_store_reads_its_archives_and_never_writes_there(produced, tmp_path, monkeypatch):
+    from omnigrok.claims import axes
+
+    monkeypatch.setenv("OMNIGROK_TRAIN", "0")
+    store = ResultStore(tmp_path / "results", archives=[produced])
+    results = run_sweep(axes.setup("smoke", device="cpu").configs(), store=store, progress=False)
+    assert len(results) == 2 and not (tmp_path / "results").exists()
+
+
+def test_cli_rejects_bad_parts_tasks_and_keys(produced, capsys):
+    for argv in (
+        ["archive", "--parts", "claim9", "--status"],
+        ["archive", "--tasks", "imdb", "--status"],
+        ["archive", "--budget-s", "-1"],
+        ["verify", "--archive", str(produced), "--keys", "nope"],
+        ["verify", "--archive", str(produced), "--steps", "0"],
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            cli_main(argv)
+        assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "--parts must be" in err and "--tasks must be" in err and "--budget-s must be" in err
+    assert "--keys: 'nope' is not in the archive" in err and "--steps must be" in err
+
+
+# -- the committed paper archive ------------------------------------------------------------
+
+
+def test_the_paper_archive_is_small_pickle_free_and_fully_manifested():
+    tracked = subprocess.run(
+        ["git", "ls-files", "archive"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert tracked, "the paper archive is not committed"
+    assert not [f for f in tracked if not f.endswith((".npz", ".json", ".md"))]
+    size = sum((REPO / f).stat().st_size for f in tracked)
+    assert size <= 25e6, f"the archive takes {size / 1e6:.1f} MB (at most 25 MB)"
+    keys = archive.archived_keys(PAPER)
+    for key in keys:
+        meta = json.loads((PAPER / key[:2] / key / "meta.json").read_text())
+        assert MANIFEST_FIELDS <= set(meta), key
+        assert "+dirty" not in meta["commit"], f"{key} was produced by uncommitted code"
+
+
+def test_the_paper_archive_verifies_one_run_per_task():
+    """CI's check of the archive: every checksum and key, and one run per task recomputed."""
+    checks = archive.verify(PAPER)
+    tasks = {
+        json.loads((PAPER / c.key[:2] / c.key / "meta.json").read_text())["config"]["task"]["name"]
+        for c in checks
+    }
+    assert {"mnist", "teacher_student"} <= tasks
+    assert all(c.ok for c in checks), "\n".join(c.line() for c in checks if not c.ok)
