@@ -204,3 +204,35 @@ def test_the_paper_archive_verifies_one_run_per_task():
     }
     assert {"mnist", "teacher_student"} <= tasks
     assert all(c.ok for c in checks), "\n".join(c.line() for c in checks if not c.ok)
+
+
+def test_novel_pairs_are_those_whose_mirror_is_not_trained_on():
+    from omnigrok.data import make_task, novel_pairs
+    from omnigrok.presets import modadd_run
+
+    x_train = np.array([[0, 1, 3], [2, 2, 3]])
+    x_test = np.array([[1, 0, 3], [0, 2, 3], [2, 0, 3]])
+    # (1, 0) mirrors the trained (0, 1); (0, 2) and (2, 0) have no trained mirror.
+    np.testing.assert_array_equal(novel_pairs(x_train, x_test, 3), [False, True, True])
+    task = modadd_run(p=113, train_frac=0.3).task
+    mirrored = 1 - make_task(task).test_groups["novel"].double().mean().item()
+    assert 0.28 < mirrored < 0.32  # about the train fraction, as the pairs are drawn at random
+
+
+def test_modular_addition_logs_novel_accuracy_and_took_a_new_key():
+    from omnigrok.presets import modadd_run
+
+    cfg = modadd_run(p=23, train_frac=0.5, steps=3, n_log=4)
+    result = train_ensemble([cfg], "cpu", False)[0]
+    assert result["test_acc_novel"].shape == result["test_acc"].shape
+    assert "test_acc_novel" not in train_ensemble([_tiny()], "cpu", False)[0].metrics
+
+    def key_before(c: RunConfig) -> str:  # run_key as release 0.1.2 computed it
+        text = json.dumps(
+            {"config": c.to_dict(), "version": "0.1.2"}, sort_keys=True, separators=(",", ":")
+        )
+        return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+    # modadd's runs log one more curve than before, so their keys moved; MNIST's did not.
+    assert run_key(cfg) != key_before(cfg)
+    assert run_key(mnist_run()) == key_before(mnist_run())

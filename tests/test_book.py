@@ -9,6 +9,7 @@ it is missing the browser tests skip, or fail when ``CI`` is set.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -189,3 +190,55 @@ def test_mathjax_typesets_intro(html: Path, chromium: str, tmp_path: Path) -> No
     """MathJax runs in the browser: the rendered intro page contains typeset math."""
     dom = run_chromium(chromium, html / "intro.html", tmp_path / "profile", "--dump-dom").stdout
     assert "mjx-container" in dom, "MathJax did not typeset the intro page"
+
+
+@pytest.fixture(scope="module")
+def paper_book(html: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The README's book command, ``build.py --partial`` (profile paper), run on a copy of
+    the book folder so the smoke build's pages stay: it reads the committed archive, trains
+    nothing, and marks the chapters whose runs the archive lacks."""
+    root = tmp_path_factory.mktemp("paper_book")
+    ignore = shutil.ignore_patterns("_build", "_nb", "__pycache__")
+    shutil.copytree(BOOK, root / "book", ignore=ignore)
+    env = {**os.environ, "OMNIGROK_ARCHIVE": str(REPO / "archive" / "paper")}
+    command = [sys.executable, str(root / "book" / "build.py"), "--partial"]
+    build = subprocess.run(
+        [*command, "--notebooks", str(REPO / "notebooks"), "--results", str(root / "results")],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env=env,
+    )
+    assert build.returncode == 0, (
+        f"paper build failed:\n{build.stdout[-6000:]}\n{build.stderr[-6000:]}"
+    )
+    return root
+
+
+def test_paper_book_trains_nothing_and_marks_what_the_archive_lacks(paper_book: Path) -> None:
+    report = json.loads((paper_book / "book" / "_build" / "build_report.json").read_text())
+    assert report["ok"] and report["profile"] == "paper"
+    assert not list((paper_book / "results").rglob("meta.json")), "the paper build trained runs"
+    built = paper_book / "book" / "_build" / "html" / "_nb"
+    for name in CHAPTERS:
+        text = "".join(parse(built / f"{name}.html").page_text)
+        if name in report["not_in_archive"]:
+            assert "not in the archive yet" in text and "omnigrok archive" in text, name
+        elif name.startswith("claim"):
+            assert "Profile paper" in text.replace("`", ""), f"{name} does not say its profile"
+    assert {"claim1", "claim2"} <= set(report["notebook_seconds"]), "claims 1-2 are archived"
+
+
+def test_paper_build_stops_before_executing_when_the_archive_lacks_runs(tmp_path) -> None:
+    env = {**os.environ, "OMNIGROK_ARCHIVE": str(tmp_path / "empty")}
+    build = subprocess.run(
+        [sys.executable, str(BOOK / "build.py"), "--results", str(tmp_path / "results")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=300,
+    )
+    assert build.returncode == 1
+    assert "python -m omnigrok archive --profile paper" in build.stderr
+    assert not (tmp_path / "results").exists()

@@ -170,6 +170,20 @@ def status(profile: str = "paper", archive: Path | None = None) -> list[PartStat
     return out
 
 
+def status_table(profile: str = "paper", archive: Path | None = None) -> str:
+    """``status`` as a markdown table: part, runs stored, device time per machine."""
+    lines = ["| part | runs stored | device time | left |", "|---|---|---|---|"]
+    for s in status(profile, archive):
+        secs = "; ".join(f"{v / 60:.1f} min on {d}" for d, v in s.seconds.items()) or "—"
+        left = (
+            "complete"
+            if s.complete
+            else f"{s.total - s.stored} runs" + (f" ({s.waiting})" if s.waiting else "")
+        )
+        lines.append(f"| {s.name} | {s.stored} of {s.total} | {secs} | {left} |")
+    return "\n".join(lines)
+
+
 def missing_chapters(chapters: Sequence[str], profile: str, archive: Path | None = None) -> dict:
     """Chapter -> the incomplete parts it reads (only chapters with some)."""
     incomplete = {s.name for s in status(profile, archive) if not s.complete}

@@ -278,10 +278,16 @@ class RunConfig:
 # optimizer's rounding, the logging schedule), so that a release that changes nothing a run
 # computes keeps every stored and archived key. "0.1.2" is the release that last did.
 COMPUTE_VERSION = "0.1.2"
+# A change that touches one task's runs only bumps that task's entry here, so the other tasks'
+# keys (and archived runs) stay. modadd 2: its runs also log ``test_acc_novel``.
+TASK_COMPUTE_VERSIONS = {"modadd": "2"}
 
 
 def run_key(config: RunConfig, version: str | None = None) -> str:
-    """Hash of a run's whole config and ``COMPUTE_VERSION``: its name in the store."""
+    """Hash of a run's whole config and the compute version of its task (``COMPUTE_VERSION``,
+    plus ``TASK_COMPUTE_VERSIONS`` where the task has one): its name in the store."""
     payload = {"config": config.to_dict(), "version": version or COMPUTE_VERSION}
+    if config.task.name in TASK_COMPUTE_VERSIONS:
+        payload["task_version"] = TASK_COMPUTE_VERSIONS[config.task.name]
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:24]

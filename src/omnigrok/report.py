@@ -9,8 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from omnigrok import REPOSITORY
 from omnigrok.config import RunConfig
+from omnigrok.train import RunResult
 
 FIELD_LABELS = {
     "task.name": "task",
@@ -73,6 +76,30 @@ def setup_table(configs: Sequence[RunConfig]) -> str:
     return "\n".join(rows)
 
 
+PROFILE_BANNERS = {
+    "paper": (
+        "**Profile `paper`:** the paper's settings and five seeds, read from the verified "
+        "archive of stored runs (`archive/paper`; `python -m omnigrok verify` recomputes a "
+        "sample). Where the paper's text and its official code differ, the table below shows "
+        "both and which this page used."
+    ),
+    "quick": (
+        "**Profile `quick`:** a miniature of the paper's experiments that a 2-core CPU reruns "
+        "in minutes. It departs from the paper where the table below says; the book built "
+        "with `python book/build.py` shows the paper's own settings."
+    ),
+    "smoke": (
+        "**Profile `smoke`:** tiny runs that test the machinery; its numbers and verdicts "
+        "mean nothing about the paper."
+    ),
+}
+
+
+def profile_banner(profile: str) -> str:
+    """What a page's profile is, in one paragraph (every chapter opens with it)."""
+    return PROFILE_BANNERS[profile]
+
+
 def show_markdown(text: str) -> None:
     from IPython.display import Markdown, display
 
@@ -118,3 +145,34 @@ def colab_link(notebook: str) -> str:
     path = REPOSITORY.removeprefix("https://github.com/")
     url = f"https://colab.research.google.com/github/{path}/blob/main/notebooks/{notebook}.ipynb"
     return f"[Open this chapter in Colab]({url}) (it installs the package from {REPOSITORY})."
+
+
+def seed_outcomes(results: Sequence[RunResult], metric: str, threshold: float) -> str:
+    """A markdown table with one row per run: what became of it, never averaged away.
+
+    Each run either reached ``metric`` >= ``threshold`` (at which step), stalled below it
+    (its best and final values say how far), or diverged (at which step)."""
+    from omnigrok.metrics import first_step_reaching
+
+    lines = [
+        f"| run | seed | {metric} ≥ {threshold:g} at step | best | final | outcome |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        c, curve = r.config, r[metric]
+        step = first_step_reaching(r.steps, curve, threshold)
+        finite = curve[np.isfinite(curve)]
+        best = f"{finite.max():.3g}" if len(finite) else "—"
+        final = f"{curve[-1]:.3g}" if np.isfinite(curve[-1]) else "NaN"
+        if r.diverged_at is not None:
+            outcome = f"diverged at step {r.diverged_at}"
+        elif np.isfinite(step):
+            outcome = "reached"
+        else:
+            outcome = f"stalled below {threshold:g} for all {c.steps} steps"
+        at = f"{step:.0f}" if np.isfinite(step) else "never"
+        name = f"α={c.init_scale:g}, γ={c.weight_decay:g}" + (
+            f", norm held ({c.constraint})" if c.constraint != "none" else ""
+        )
+        lines.append(f"| {name} | {c.seed} | {at} | {best} | {final} | {outcome} |")
+    return "\n".join(lines)

@@ -19,7 +19,6 @@ import io
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -38,30 +37,6 @@ RESULTS_ENV = "OMNIGROK_RESULTS"
 
 def default_root() -> Path:
     return Path(os.environ.get(RESULTS_ENV) or Path.home() / ".cache" / "omnigrok" / "results")
-
-
-def _git_commit() -> str:
-    here = Path(__file__).resolve().parent
-    try:
-        run = lambda *a: subprocess.run(  # noqa: E731
-            ["git", *a], cwd=here, capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-        commit = run("rev-parse", "HEAD")
-        dirty = run("status", "--porcelain", "--untracked-files=no", "--", str(here))
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return commit + ("+dirty" if dirty else "")
-
-
-# Read when the package is imported, i.e. when its code was loaded: later edits to the
-# checkout do not change what a running process computes.
-_COMMIT = _git_commit()
-
-
-def code_commit() -> str:
-    """The git commit of the package's checkout when it was imported (``+dirty`` with
-    uncommitted changes to the package), or ``unknown`` for an installed copy without git."""
-    return _COMMIT
 
 
 def atomic_write_bytes(data: bytes, path: Path) -> None:
@@ -142,7 +117,6 @@ class ResultStore:
             "timing": result.timing,
             **result.provenance,
             "dtype": result.config.dtype,
-            "commit": code_commit(),
         }
         atomic_write_bytes(blob, folder / "curves.npz")
         atomic_write_bytes(json.dumps(meta, indent=1).encode(), folder / "meta.json")

@@ -18,7 +18,6 @@ A run's curves do not depend on which other runs share its stack (tested to 1e-8
 from __future__ import annotations
 
 import math
-import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from omnigrok.data import TORCH_DTYPES, TaskData, make_task
 from omnigrok.models import Params, forward, init_params
 from omnigrok.norms import global_norm, layer_norms, project_to_norm_, scale_
 from omnigrok.optim import StackedAdamW
+from omnigrok.provenance import provenance
 
 EVAL_CHUNK = 2048  # examples per evaluation chunk: bounds memory at K * chunk * width floats
 CURVES = ("train_loss", "train_acc", "test_loss", "test_acc", "norm")
@@ -138,18 +138,33 @@ def accuracy_per_run(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate(
-    config: RunConfig, params: Params, x: torch.Tensor, y: torch.Tensor, n_classes
+    config: RunConfig,
+    params: Params,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    n_classes,
+    groups: dict[str, torch.Tensor] | None = None,
 ) -> tuple:
-    """Loss and accuracy (NaN for regression) of every run on the full set ``x, y``."""
+    """Loss and accuracy (NaN for regression) of every run on the full set ``x, y``, and
+    the accuracy on each of ``groups`` (boolean masks over the set)."""
     total_loss, total_correct, n = 0.0, 0.0, x.shape[0]
+    groups = groups or {}
+    group_correct = dict.fromkeys(groups, 0.0)
     for start in range(0, n, EVAL_CHUNK):
         xb, yb = x[start : start + EVAL_CHUNK], y[start : start + EVAL_CHUNK]
         out = forward(config.model, params, xb)
         total_loss = total_loss + loss_per_run(out, yb, config.loss, n_classes) * len(xb)
         if n_classes:
             total_correct = total_correct + accuracy_per_run(out, yb) * len(xb)
+            correct = (out.argmax(dim=-1) == yb).to(out.dtype)
+            for name, mask in groups.items():
+                chunk = mask[start : start + EVAL_CHUNK].to(out.dtype)
+                group_correct[name] = group_correct[name] + correct @ chunk
     acc = total_correct / n if n_classes else torch.full_like(total_loss, math.nan)
-    return total_loss / n, acc
+    by_group = {
+        name: group_correct[name] / max(int(mask.sum()), 1) for name, mask in groups.items()
+    }
+    return total_loss / n, acc, by_group
 
 
 def check_sweep(configs: Sequence[RunConfig]) -> None:
@@ -243,13 +258,16 @@ def train_ensemble(
 
     def log(step: int) -> None:
         t0 = time.perf_counter()
-        train_loss, train_acc = evaluate(cfg, params, data.x_train, data.y_train, data.n_classes)
-        test_loss, test_acc = evaluate(cfg, params, data.x_test, data.y_test, data.n_classes)
+        train_loss, train_acc, _ = evaluate(cfg, params, data.x_train, data.y_train, data.n_classes)
+        test_loss, test_acc, groups = evaluate(
+            cfg, params, data.x_test, data.y_test, data.n_classes, data.test_groups
+        )
         row = {
             "train_loss": train_loss,
             "train_acc": train_acc,
             "test_loss": test_loss,
             "test_acc": test_acc,
+            **{f"test_acc_{name}": acc for name, acc in groups.items()},
             "norm": global_norm(params),
         }
         row.update({f"norm/{n}": v for n, v in layer_norms(params).items()})
@@ -357,16 +375,6 @@ def _show(bar, records: dict) -> None:
         bar.set_postfix(train_acc=f"{train:.3f}", test_acc=f"{test:.3f}", refresh=False)
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _results(configs, records, diverged_at, params, timing, device) -> list[RunResult]:
     steps = np.asarray(records["step"], dtype=np.int64)
     stacked = {n: np.stack(v, axis=1) for n, v in records.items() if n != "step"}
@@ -380,9 +388,3 @@ def _results(configs, records, diverged_at, params, timing, device) -> list[RunR
             RunResult(c, steps, metrics, diverged_at[i], weights, dict(timing), provenance(device))
         )
     return results
-
-
-def provenance(device: torch.device) -> dict[str, str]:
-    """Where a run was computed: the device kind, the card or CPU, and torch's version."""
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
-    return {"device": device.type, "device_name": name, "torch": torch.__version__}

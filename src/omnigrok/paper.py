@@ -1,0 +1,148 @@
+"""The paper's own settings, per chapter, and how the runs a page shows depart from them.
+
+Each row names a setting, what the paper's text says, what its official code does (they differ
+in places: a page shows both), and reads the value this page used from its runs' configs, so
+a page can never claim a setting it did not run. Sources: Liu, Michaud & Tegmark (ICLR 2023),
+Sec. 2-3, and the authors' code (github.com/KindXiaoming/Omnigrok).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from omnigrok.config import RunConfig
+from omnigrok.train import RunResult
+
+Row = tuple[str, str, str, Callable[[list[RunConfig]], str]]
+
+
+def _values(configs: list[RunConfig], get: Callable[[RunConfig], object]) -> str:
+    values = list(dict.fromkeys(get(c) for c in configs))
+    shown = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in values]
+    return ", ".join(shown[:6]) + (f" … ({len(shown)} values)" if len(shown) > 6 else "")
+
+
+def _field(name: str) -> Callable[[list[RunConfig]], str]:
+    def read(configs: list[RunConfig]) -> str:
+        return _values(configs, lambda c: getattr(c, name))
+
+    return read
+
+
+def _task(name: str) -> Callable[[list[RunConfig]], str]:
+    return lambda configs: _values(configs, lambda c: getattr(c.task, name) or "all")
+
+
+def _seeds(configs: list[RunConfig]) -> str:
+    return str(len({c.seed for c in configs}))
+
+
+def _batch(configs: list[RunConfig]) -> str:
+    return _values(configs, lambda c: c.batch_size or "full batch")
+
+
+MNIST_LANDSCAPE: list[Row] = [
+    ("steps", "—", "1e4", _field("steps")),
+    ("batch size", "—", "100", _batch),
+    ("weight decay", "0 (norm held)", "0", _field("weight_decay")),
+    (
+        "α grid",
+        "0.1 to 10, log",
+        "10^linspace(−1, 1, 21)",
+        lambda cs: f"{len({c.init_scale for c in cs})} values, 0.1 to 10",
+    ),
+    ("training images", "1000", "1000", _task("n_train")),
+    ("test images", "—", "2000 (a subset)", _task("n_test")),
+    ("loss reported", "final", "best during training", lambda cs: "final"),
+    ("precision", "—", "float64", _field("dtype")),
+    ("seeds", "1", "1", _seeds),
+]
+TEACHER_LANDSCAPE: list[Row] = [
+    ("model", "5-100-100-5 tanh", "5-100-100-5 tanh", lambda cs: "5-100-100-5 tanh"),
+    (
+        "data",
+        "100 train / 100 test from N(0, I)",
+        "same",
+        lambda cs: f"{cs[0].task.n_train} / {cs[0].task.n_test}",
+    ),
+    ("steps", "—", "—", _field("steps")),
+    ("learning rate", "—", "—", _field("lr")),
+    ("seeds", "1", "1", _seeds),
+]
+MNIST_LARGE_INIT: list[Row] = [
+    ("init scale α", "8", "8", _field("init_scale")),
+    ("weight decay γ", "0.01", "0.01", _field("weight_decay")),
+    ("steps", "1e5", "1e5", _field("steps")),
+    ("batch size", "200", "200", _batch),
+    ("learning rate", "1e-3 (AdamW)", "1e-3 (AdamW)", _field("lr")),
+    ("loss", "MSE on one-hot", "MSE on one-hot (mean)", _field("loss")),
+    ("training images", "1000", "first 1000", _task("n_train")),
+    ("test images", "—", "all 10,000", _task("n_test")),
+    ("precision", "—", "float64", _field("dtype")),
+    ("seeds", "1", "1", _seeds),
+]
+MODADD: list[Row] = [
+    ("P", "113", "113", _task("p")),
+    ("train fraction", "0.3", "0.3", _task("train_frac")),
+    ("learning rate", "1e-3 (AdamW, betas 0.9, 0.98)", "1e-3", _field("lr")),
+    ("weight decay", "1 (constrained: 0)", "1 (constrained: 0)", _field("weight_decay")),
+    ("batch", "full", "full", _batch),
+    ("steps", "—", "—", _field("steps")),
+    (
+        "constrained norm",
+        "0.8 × Nanda's init norm",
+        "α = 0.8",
+        lambda cs: _values(cs, lambda c: c.target_norm or c.constraint),
+    ),
+    ("seeds", "1 (claim 4 asks for 5)", "1", _seeds),
+]
+
+# Which rows each chapter's tables use, by task.
+CHAPTERS: dict[str, dict[str, list[Row]]] = {
+    "claim1": {"mnist": MNIST_LANDSCAPE, "teacher_student": TEACHER_LANDSCAPE},
+    "claim2": {"mnist": MNIST_LARGE_INIT},
+    "claim3": {"mnist": MNIST_LARGE_INIT, "modadd": MODADD},
+    "claim4": {"modadd": MODADD},
+}
+
+
+def comparison(chapter: str, configs: Sequence[RunConfig]) -> str:
+    """A markdown table per task: setting | paper text | official code | this page."""
+    tables = []
+    for task, rows in CHAPTERS[chapter].items():
+        mine = [c for c in configs if c.task.name == task]
+        if not mine:
+            continue
+        lines = [
+            f"**{task}**: the paper, its code, and this page",
+            "",
+            "| setting | paper (text) | official code | this page |",
+            "|---|---|---|---|",
+        ]
+        lines += [f"| {name} | {text} | {code} | {read(mine)} |" for name, text, code, read in rows]
+        tables.append("\n".join(lines))
+    note = "—: a value the paper's text does not give or we did not find in its code."
+    return "\n\n".join(tables) + "\n\n" + note
+
+
+def provenance_of(configs: Sequence[RunConfig]) -> str:
+    """``provenance`` of stored runs (read through the store; run this after the chapter's
+    own ``run``, so nothing is left to train)."""
+    from omnigrok.sweep import run_sweep
+
+    return provenance(run_sweep(list(dict.fromkeys(configs)), progress=False))
+
+
+def provenance(results: Sequence[RunResult]) -> str:
+    """Where the runs on a page were computed: devices, torch versions, commits (from their
+    manifests), and their training time."""
+
+    def kinds(key: str) -> str:
+        return ", ".join(sorted({r.provenance.get(key, "not recorded") for r in results}))
+
+    stacks = {tuple(sorted(r.timing.items())) for r in results if r.timing}
+    seconds = sum(sum(v for _, v in stack) for stack in stacks)
+    return (
+        f"{len(results)} runs computed on {kinds('device_name')} (torch {kinds('torch')}, "
+        f"commit {kinds('commit')[:60]}); {seconds:.0f} s of training and evaluation."
+    )
