@@ -22,7 +22,7 @@ def landscape(test_loss, train_loss=None):
 
 def test_lu_shapes_pass_and_fail_as_they_should():
     good = goldilocks.shape_checks(landscape([1.0, 0.3, 0.1, 0.5, 2.0]))
-    assert all(ok for ok, _ in good.values())
+    assert all(ok for ok, _ in good.values()), good
     monotone = goldilocks.shape_checks(landscape([2.0, 1.0, 0.5, 0.3, 0.1]))
     assert not monotone["MNIST (N=1000): test loss U-shaped"][0]
     flat_train = goldilocks.shape_checks(landscape([1, 0.3, 0.1, 0.5, 2], [1, 1, 1, 1, 1]))
@@ -76,8 +76,12 @@ def test_zone_edge_interpolates_where_accuracy_falls_below_the_threshold():
     norms = land.norm[0]
     edge = land.zone_edge(0.8)
     # Halfway (in accuracy) from the 3rd to the 4th grid point, on a log-norm scale.
-    assert math.isclose(edge, math.sqrt(norms[2] * norms[3]))
-    assert math.isnan(land.zone_edge(0.95))
+    assert math.isclose(edge.value, math.sqrt(norms[2] * norms[3])) and edge.measured
+    none = land.zone_edge(0.95)
+    assert math.isnan(none.value) and "no norm reaches 0.95" in str(none)
+    # Every norm reaches 0.05: the edge is beyond the grid, only a bound, shown as one.
+    bound = land.zone_edge(0.05)
+    assert bound.is_bound and not bound.measured and str(bound) == f"≥ {norms[-1]:.3g}"
 
 
 def width_landscapes(exponent_w_c: float, noise: float = 0.02) -> dict:
@@ -98,7 +102,7 @@ def width_landscapes(exponent_w_c: float, noise: float = 0.02) -> dict:
 
 def test_refined_minimum_finds_the_vertex_between_grid_points():
     norms = np.geomspace(1, 100, 11)
-    assert refined_minimum(norms, np.exp(np.log(norms / 7.3) ** 2)) == pytest.approx(7.3)
+    assert refined_minimum(norms, np.exp(np.log(norms / 7.3) ** 2)) == pytest.approx(7.3, 1e-6)
     # At the grid's edge there is nothing to refine with: the grid point.
     assert refined_minimum(norms, norms) == 1.0
 

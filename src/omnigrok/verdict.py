@@ -1,16 +1,27 @@
-"""Verdicts: a claim's measured numbers against a stated criterion, never typed by hand."""
+"""Verdicts: a claim's measured numbers against a stated criterion, never typed by hand.
+
+A claim is judged only where it can be tested: its preconditions (e.g. "the unconstrained
+baseline shows a delay to remove") must hold first. A failed precondition makes the claim
+"not tested", never "partly reproduced": passing a precondition is not evidence for the claim.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 REPRODUCED, PARTLY, NOT_REPRODUCED = "reproduced", "partly reproduced", "not reproduced"
+NOT_TESTED = "not tested"
+STATUSES = (REPRODUCED, PARTLY, NOT_REPRODUCED, NOT_TESTED)
+
+Checks = Mapping[str, tuple[bool, str]]
 
 
 @dataclass(frozen=True)
 class Verdict:
     """The outcome of one claim: its status, the criterion it was judged by, and the evidence
-    (one line per check, each saying what was measured and whether it passed)."""
+    (one line per precondition and check, each saying what was measured and whether it
+    passed)."""
 
     claim: str
     status: str
@@ -23,13 +34,31 @@ class Verdict:
         return "\n".join(lines)
 
 
-def judge(claim: str, criterion: str, checks: dict[str, tuple[bool, str]]) -> Verdict:
-    """All checks pass: reproduced; some: partly; none: not reproduced.
+def _lines(checks: Checks, prefix: str = "") -> list[str]:
+    return [f"{'✓' if ok else '✗'} {prefix}{name}: {what}" for name, (ok, what) in checks.items()]
 
-    ``checks`` maps a check's name to (passed, what was measured)."""
-    passed = [ok for ok, _ in checks.values()]
-    status = REPRODUCED if all(passed) else PARTLY if any(passed) else NOT_REPRODUCED
-    evidence = tuple(
-        f"{'✓' if ok else '✗'} {name}: {measured}" for name, (ok, measured) in checks.items()
-    )
-    return Verdict(claim, status, criterion, evidence)
+
+def judge(
+    claim: str,
+    criterion: str,
+    checks: Checks,
+    preconditions: Checks | None = None,
+    notes: Sequence[str] = (),
+) -> Verdict:
+    """A failed precondition: not tested. Otherwise all checks pass: reproduced; some: partly;
+    none: not reproduced.
+
+    ``checks`` and ``preconditions`` map a name to (passed, what was measured); ``notes`` are
+    evidence lines that judge nothing (e.g. a control that does not apply to this setup)."""
+    if not checks:
+        raise ValueError(f"{claim}: a verdict needs at least one check")
+    preconditions = preconditions or {}
+    passed = [bool(ok) for ok, _ in checks.values()]
+    if not all(ok for ok, _ in preconditions.values()):
+        status = NOT_TESTED
+    else:
+        status = REPRODUCED if all(passed) else PARTLY if any(passed) else NOT_REPRODUCED
+    counted = "" if status != NOT_TESTED else "(not counted: a precondition failed) "
+    evidence = _lines(preconditions, "precondition: ") + _lines(checks, counted)
+    evidence += [f"· {note}" for note in notes]
+    return Verdict(claim, status, criterion, tuple(evidence))

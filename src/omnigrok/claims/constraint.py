@@ -9,7 +9,9 @@ For one init scale, three regimes side by side, on MNIST and on modular addition
   high prevent generalization or only delay it?
 
 The paper: on modular addition the constrained run reaches 95% test accuracy at ~280 steps vs
-~5e3-8e3 unconstrained. The speedup is measured per seed (paired) with its spread.
+~5e3-8e3 unconstrained (18-29x). The speedup is measured per seed (paired) with its spread;
+the verdict asks for the paper's size of effect, for the held run's own delay to be gone (not
+only shorter), and judges the held-high control.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from omnigrok.claims import large_init
 from omnigrok.claims.common import fetch, modadd_base, resolve
 from omnigrok.claims.goldilocks import goldilocks_norm_of
 from omnigrok.config import RunConfig, check_float
-from omnigrok.metrics import first_step_reaching, spread
+from omnigrok.metrics import PERSIST, first_step_reaching, grokking_delay, spread
 from omnigrok.models import init_params
 from omnigrok.norms import global_norm
 from omnigrok.verdict import Verdict, judge
@@ -31,6 +33,20 @@ REGIMES = ("unconstrained", "held at w_c", "held at α·w0")
 THRESHOLD = {"mnist": large_init.GENERALIZED, "modadd": 0.95}
 TASK_LABELS = {"mnist": "MNIST (N=1000)", "modadd": "modular addition"}
 MODADD_WC_ALPHA = 0.8  # the paper's constrained modular-addition run
+
+# The verdict's thresholds. SPEEDUP_MIN: the paper's effect is 5e3/280 = 18x to 8e3/280 = 29x;
+# half its low end leaves room for seed spread and a shorter profile while failing the mild
+# speedups (2-5x) that any change of lr or decay can give. DELAY_REMOVED: the held run's own
+# test step / train step (same threshold) at most this; claim 2 calls 3x late. LATE: the
+# precondition, the unconstrained run's test step / train step at least claim 2's "late" (or
+# never), else there is no delay to remove. Control: held at α·w0 must reach the threshold at
+# least CONTROL_SLOWER x later than held at w_c (or never), judged only where α·w0 is at least
+# CONTROL_OUTSIDE x w_c (modular addition at α = 1 is held at only 1.25 w_c: no control).
+SPEEDUP_MIN = 10.0
+DELAY_REMOVED = 2.0
+LATE = large_init.LATE
+CONTROL_SLOWER = 2.0
+CONTROL_OUTSIDE = 2.0
 
 
 @dataclass(frozen=True)
@@ -81,9 +97,20 @@ class Outcome:
     results: dict  # (task, regime) -> list[RunResult], seed order
 
     def steps_to_generalize(self, task: str, regime: str) -> np.ndarray:
+        """Per seed: first step test acc >= the task's threshold, held ``PERSIST`` log points."""
         return np.array(
             [
-                first_step_reaching(r.steps, r["test_acc"], THRESHOLD[task])
+                first_step_reaching(r.steps, r["test_acc"], THRESHOLD[task], PERSIST)
+                for r in self.results[task, regime]
+            ]
+        )
+
+    def delays(self, task: str, regime: str) -> np.ndarray:
+        """Per seed: test step / train step, both at the task's threshold (inf: never
+        generalized; NaN: never fit the training set either)."""
+        return np.array(
+            [
+                grokking_delay(r.steps, r["train_acc"], r["test_acc"], THRESHOLD[task], PERSIST)
                 for r in self.results[task, regime]
             ]
         )
@@ -120,29 +147,96 @@ def numbers(o: Outcome) -> dict[str, str]:
             )
         ratio, lower = speedup(o, task)
         out[f"{task}_speedup"] = ("≥ " if lower else "") + str(spread(ratio))
+        for regime in ("unconstrained", "held at w_c"):
+            key = regime.replace(" ", "_")
+            out[f"{task}_{key}_delay"] = str(spread(o.delays(task, regime)))
         out[f"{task}_w_c"] = f"{o.setup.w_c[task]:.3g}"
     return out
 
 
-def verdict(o: Outcome) -> Verdict:
-    checks = {}
+def _seeds(o: Outcome, mask: np.ndarray) -> str:
+    """The seeds where ``mask`` holds, for evidence lines ("" if none)."""
+    seeds = [sd for sd, m in zip(o.setup.seeds, mask, strict=True) if m]
+    return f" (seeds {seeds})" if seeds else ""
+
+
+def preconditions(o: Outcome) -> dict[str, tuple[bool, str]]:
+    """There must be a delay to remove: on each task every unconstrained seed fits the training
+    set and reaches the test threshold at least LATE x later, or never."""
+    out = {}
     for task in o.setup.bases:
-        ratio, lower = speedup(o, task)
-        held = o.steps_to_generalize(task, "held at w_c")
-        checks[f"{TASK_LABELS[task]}: held at w_c generalizes"] = (
-            bool(np.all(np.isfinite(held))),
-            f"test acc >= {THRESHOLD[task]} at steps {held.tolist()}",
+        d = o.delays(task, "unconstrained")
+        out[f"{TASK_LABELS[task]}: the unconstrained run is late"] = (
+            bool(np.all(d >= LATE)),  # NaN (never fit) and short delays fail; inf passes
+            f"test step / train step at acc >= {THRESHOLD[task]}: {np.round(d, 2).tolist()} "
+            f"(>= {LATE:g} or never required; NaN: never fit the training set)",
         )
-        checks[f"{TASK_LABELS[task]}: >= 5x faster than unconstrained, every seed"] = (
-            bool(np.all(np.nan_to_num(ratio) >= 5)),
-            f"speedup per seed {np.round(ratio, 1).tolist()}"
-            + (" (lower bounds)" if lower else ""),
+    return out
+
+
+def task_checks(o: Outcome, task: str) -> tuple[dict[str, tuple[bool, str]], list[str]]:
+    """The three checks of one task (size of effect, delay removed, control), and notes."""
+    label, notes = TASK_LABELS[task], []
+    ratio, lower = speedup(o, task)
+    held = o.steps_to_generalize(task, "held at w_c")
+    held_delay = o.delays(task, "held at w_c")
+    high = o.steps_to_generalize(task, "held at α·w0")
+    measured = f"speedup per seed {np.round(ratio, 1).tolist()}"
+    if lower:
+        measured += " (lower bounds: unconstrained never got there)"
+    if not np.all(np.isfinite(held)):
+        measured += f"; held at w_c never reached {THRESHOLD[task]}"
+        measured += _seeds(o, ~np.isfinite(held))
+    checks = {
+        f"{label}: >= {SPEEDUP_MIN:g}x faster than unconstrained, every seed": (
+            bool(np.all(ratio >= SPEEDUP_MIN)),  # NaN (held never generalized) fails
+            measured,
+        ),
+        f"{label}: held at w_c has no delay of its own": (
+            bool(np.all(held_delay <= DELAY_REMOVED)),
+            f"held at w_c, test step / train step at acc >= {THRESHOLD[task]}: "
+            f"{np.round(held_delay, 2).tolist()} (<= {DELAY_REMOVED:g} required)",
+        ),
+    }
+    held_norm = np.array([r["norm"][0] for r in o.results[task, "held at α·w0"]])
+    outside = float(np.mean(held_norm)) / o.setup.w_c[task]
+    if outside >= CONTROL_OUTSIDE:
+        with np.errstate(invalid="ignore"):
+            slower = np.where(np.isfinite(high), high / np.maximum(held, 1), np.inf)
+        checks[f"{label}: held at α·w0 is no shortcut (control)"] = (
+            bool(np.all(np.isfinite(held) & (slower >= CONTROL_SLOWER))),
+            f"held at α·w0 ({outside:.3g}x w_c) reaches {THRESHOLD[task]} at steps "
+            f"{high.tolist()}, vs held at w_c {held.tolist()} (>= {CONTROL_SLOWER:g}x later "
+            "or never required)",
         )
+    else:
+        notes.append(
+            f"{label}: held at α·w0 is only {outside:.3g}x w_c (< {CONTROL_OUTSIDE:g}x), too "
+            f"close to the zone to be a control: not judged (it reaches {THRESHOLD[task]} at "
+            f"steps {high.tolist()})"
+        )
+    return checks, notes
+
+
+CRITERION = (
+    "given a delay to remove (every unconstrained seed reaches the test threshold at least "
+    f"{LATE:g}x after its train step, or never), on both tasks every seed held at w_c reaches "
+    f"the test threshold (MNIST {THRESHOLD['mnist']}, modular addition {THRESHOLD['modadd']}, "
+    f"held {PERSIST} logged points) at least {SPEEDUP_MIN:g}x sooner than the same seed "
+    f"unconstrained (the paper: 18-29x) with its test step within {DELAY_REMOVED:g}x of its "
+    f"train step, and where held at α·w0 is at least {CONTROL_OUTSIDE:g}x w_c, that control "
+    f"reaches it at least {CONTROL_SLOWER:g}x later than held at w_c, or never"
+)
+
+
+def verdict(o: Outcome) -> Verdict:
+    checks, notes = {}, []
+    for task in o.setup.bases:
+        c, n = task_checks(o, task)
+        checks.update(c)
+        notes += n
     return judge(
-        "3. A constraint removes the delay",
-        "on both tasks, every seed held at w_c reaches the test threshold (MNIST 0.8, modular "
-        "addition 0.95) at least 5x sooner than the same seed unconstrained",
-        checks,
+        "3. A constraint removes the delay", CRITERION, checks, preconditions(o), notes=notes
     )
 
 
