@@ -181,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.results:
         os.environ["OMNIGROK_RESULTS"] = str(args.results.resolve())
     os.environ.setdefault("OMNIGROK_RESULTS", str(REPO / "results"))
+    os.environ["OMNIGROK_BOOK"] = "1"  # the kernels glue values for the prose (report.glue)
     if args.profile == "paper":
         # The kernels inherit this: a run missing from the archive is an error, never hours of
         # training by surprise.

@@ -43,7 +43,9 @@ BAD_NOTEBOOK_PARAMS = [
     ({"seeds": "4-1"}, "seeds must be a non-empty list"),
     ({"seeds": [0, -1]}, "seeds must be a non-empty list"),
     ({"seeds": [1, 1]}, "repeated seed"),
-    ({"seeds": 5}, "seeds must be a non-empty list"),
+    ({"seeds": -5}, "seeds must be a non-empty list"),
+    ({"seeds": True}, "seeds must be a non-empty list"),
+    ({"seeds": 2.5}, "seeds must be a non-empty list"),
     ({"train_frac": 0}, "train_frac must be a number strictly between 0 and 1, got 0"),
     ({"train_frac": 1.5}, "train_frac must be a number strictly between 0 and 1, got 1.5"),
     ({"weight_decay": -0.1}, "weight_decay must be a non-negative finite number, got -0.1"),
@@ -240,3 +242,10 @@ def test_killed_run_resumes_to_the_same_curves(tmp_path):
     for name in clean.metrics:
         np.testing.assert_allclose(resumed[name], clean[name], rtol=1e-10, atol=0, err_msg=name)
     assert math.isfinite(resumed["test_loss"][-1])
+
+
+def test_papermill_values_of_seeds_are_accepted():
+    """`-p seeds 3` (an int), `-p seeds "0-4"`, `-p seeds "[0, 2]"` as YAML gives a list."""
+    assert check_notebook_params(seeds=3)["seeds"] == [3]
+    assert check_notebook_params(seeds="0-4")["seeds"] == [0, 1, 2, 3, 4]
+    assert check_notebook_params(seeds=[0, 2])["seeds"] == [0, 2]

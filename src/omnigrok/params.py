@@ -18,8 +18,11 @@ DEVICES = ("auto", "cpu", "cuda")
 
 
 def parse_seeds(value: Any, name: str = "seeds") -> list[int]:
-    """Seeds from a list of non-negative integers or a string ``"0-4"`` / ``"0,2,5"``."""
+    """Seeds from a list of non-negative integers, one integer, or a string ``"0-4"`` /
+    ``"0,2,5"``."""
     allowed = "a non-empty list of distinct non-negative integers or a range like '0-4'"
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]  # papermill's `-p seeds 3` passes an int: seed 3, as `-r seeds 3` does
     if isinstance(value, str):
         text = value.replace(" ", "")
         if m := re.fullmatch(r"(\d+)-(\d+)", text):

@@ -6,6 +6,7 @@ Numbers reach the prose through ``glue`` (myst-nb), never by hand. Outside a Jup
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -106,17 +107,21 @@ def show_markdown(text: str) -> None:
     display(Markdown(text))
 
 
-def glue(name: str, value: Any, display: bool = False) -> None:
-    """myst-nb's glue when building the book, else show ``name = value`` (or the figure).
+BOOK_ENV = "OMNIGROK_BOOK"  # "1" while book/build.py executes the notebooks
 
-    Strings are glued as Markdown, for ``{glue:md}`` in the prose (``{glue:text}`` would show
-    a string's quotes). A figure is closed afterwards so it is not drawn twice."""
-    try:
-        from myst_nb import glue as nb_glue
-    except ImportError:
-        nb_glue = None
+
+def glue(name: str, value: Any, display: bool = False) -> None:
+    """In a book build (``$OMNIGROK_BOOK=1``, set by book/build.py): myst-nb's glue, which
+    stores the value for ``{glue:md}`` / ``{glue:figure}`` in the prose. Anywhere else (papermill,
+    Jupyter, Colab): show it as an ordinary output, so a notebook run outside the book shows
+    every figure and number.
+
+    Strings are glued as Markdown (``{glue:text}`` would show a string's quotes). A figure is
+    closed afterwards so it is not drawn twice."""
     is_figure = hasattr(value, "savefig")
-    if nb_glue is not None:
+    if os.environ.get(BOOK_ENV) == "1":
+        from myst_nb import glue as nb_glue
+
         if isinstance(value, str):
             from IPython.display import Markdown
 
@@ -127,7 +132,10 @@ def glue(name: str, value: Any, display: bool = False) -> None:
 
         show(value)
     else:
-        print(f"{name} = {value}")
+        from IPython.display import Markdown
+        from IPython.display import display as show
+
+        show(Markdown(f"`{name}` = {value}"))
     if is_figure:
         import matplotlib.pyplot as plt
 
