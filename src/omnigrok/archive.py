@@ -157,9 +157,17 @@ class PartStatus:
         return f"{self.name:>7}: {self.stored}/{self.total} runs, {state}{wait}; device time {secs}"
 
 
+def reading_archive() -> Path | None:
+    """The archive the chapters read (``default_archives``' first), or None."""
+    found = default_archives()
+    return found[0] if found else None
+
+
 def status(profile: str = "paper", archive: Path | None = None) -> list[PartStatus]:
-    """What the archive holds of each part, in priority order."""
-    archive = Path(archive or PAPER_ARCHIVE)
+    """What ``archive`` (None: the one the chapters read) holds of each part, in priority
+    order; with no archive at all, nothing is stored."""
+    # No archive at all: a folder that does not exist, which holds nothing.
+    archive = Path(archive or reading_archive() or PAPER_ARCHIVE / "none")
     out = []
     for name in PARTS:
         p = part(name, profile, archive)
@@ -270,12 +278,17 @@ def _wait(p: Part) -> str:
 
 # -- verify ---------------------------------------------------------------------------------
 
-# How close a recomputed start must be to the archived curves: losses and norms within a
-# relative 1e-3 (float32 rounding differs across devices and BLAS builds, and it grows over
-# a few hundred AdamW steps; a tampered or mis-keyed run differs at order one), accuracies
-# within VERIFY_ACC_TOL (a few examples changing sides of the argmax).
+# How close a recomputed start must be to the archived curves. float32 rounding differs with
+# the stack a run was trained in (MKL picks kernels by batch shape), the device and the BLAS
+# build, and training amplifies it: measured on this project's MNIST paper runs (trained in
+# stacks of 64 and 41, recomputed alone on the same CPU), losses after 300 steps differ by up
+# to 1.3e-3 relative in float32 and 1e-3 between a float64 recompute and the float32 run, and
+# test accuracy by 0.0015. So losses and norms must agree within a relative VERIFY_RTOL (ten
+# times that), accuracies within VERIFY_ACC_TOL (20 of 2000 test images). A tampered,
+# mis-keyed or differently computed run differs at order one; a change under 1% is below
+# what this check can see (the checksum in each manifest covers the file as written).
 VERIFY_STEPS = 300
-VERIFY_RTOL = 1e-3
+VERIFY_RTOL = 1e-2
 VERIFY_ATOL = 1e-6
 VERIFY_ACC_TOL = 0.01
 
