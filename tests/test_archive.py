@@ -236,3 +236,18 @@ def test_modular_addition_logs_novel_accuracy_and_took_a_new_key():
     # modadd's runs log one more curve than before, so their keys moved; MNIST's did not.
     assert run_key(cfg) != key_before(cfg)
     assert run_key(mnist_run()) == key_before(mnist_run())
+
+
+def test_every_cli_flag_has_help_and_the_cli_has_a_version(capsys):
+    import omnigrok
+    from omnigrok.cli import _parser
+
+    parser = _parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--version"])
+    assert capsys.readouterr().out.strip() == f"omnigrok {omnigrok.__version__}"
+    subparsers = next(a for a in parser._actions if a.dest == "command").choices
+    for name, sub in subparsers.items():
+        for action in sub._actions:
+            if action.dest != "help":
+                assert action.help, f"{name} {action.option_strings} has no help"

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from omnigrok import archive
+from omnigrok import __version__, archive
 from omnigrok.config import TASKS, RunConfig
 from omnigrok.metrics import first_step_reaching, grokking_delay, spread
 from omnigrok.params import DEVICES, PROFILES, check_device, parse_seeds
@@ -27,34 +27,66 @@ from omnigrok.sweep import run_sweep
 PRESETS = {"mnist": mnist_run, "teacher_student": teacher_student_run, "modadd": modadd_run}
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a flag's default, except None (its help says what happens) and switches."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or isinstance(action.default, bool):
+            return action.help or ""
+        return super()._get_help_string(action) or ""
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="omnigrok", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"omnigrok {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train", help="train runs (seeds x init scales) and summarise them")
-    train.add_argument("--task", choices=sorted(PRESETS), required=True)
+    train = sub.add_parser(
+        "train",
+        help="train runs (seeds x init scales) and summarise them",
+        formatter_class=_Help,
+    )
+    train.add_argument("--task", choices=sorted(PRESETS), required=True, help="which task")
     train.add_argument(
-        "--init-scale", type=float, nargs="+", default=None, help="α (several: a grid)"
+        "--init-scale",
+        type=float,
+        nargs="+",
+        default=None,
+        help="α, multiplying every parameter of the standard init (several: a grid; "
+        "default: the task preset's, 8 for MNIST)",
     )
     train.add_argument("--seeds", default="0", help="'0-4', '0,3,7' or '2'")
-    train.add_argument("--steps", type=int, default=None)
-    train.add_argument("--lr", type=float, default=None)
-    train.add_argument("--weight-decay", type=float, default=None)
+    train.add_argument(
+        "--steps", type=int, default=None, help="optimizer steps (default: the preset's, 1e5 MNIST)"
+    )
+    train.add_argument("--lr", type=float, default=None, help="AdamW lr (default: the preset's)")
+    train.add_argument(
+        "--weight-decay", type=float, default=None, help="AdamW's γ (default: the preset's)"
+    )
     train.add_argument("--batch-size", type=int, default=None, help="default: the paper's")
-    train.add_argument("--constraint", choices=["none", "init", "fixed"], default="none")
-    train.add_argument("--target-norm", type=float, default=None)
+    train.add_argument(
+        "--constraint",
+        choices=["none", "init", "fixed"],
+        default="none",
+        help="hold the weight norm: at its init value, or at --target-norm",
+    )
+    train.add_argument(
+        "--target-norm", type=float, default=None, help="the held norm for --constraint fixed"
+    )
     train.add_argument("--n-train", type=int, default=None, help="MNIST: first N images")
-    train.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    train.add_argument("--device", choices=DEVICES, default="auto")
+    train.add_argument(
+        "--dtype", choices=["float32", "float64"], default="float32", help="precision"
+    )
+    train.add_argument("--device", choices=DEVICES, default="auto", help="auto: CUDA if present")
     train.add_argument("--results", default=None, help="store folder (default $OMNIGROK_RESULTS)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
     produce = sub.add_parser(
         "archive",
         help="train what the paper archive lacks, within a time budget (resumable)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_Help,
     )
-    produce.add_argument("--profile", choices=PROFILES, default="paper")
-    produce.add_argument("--device", choices=DEVICES, default="auto")
+    produce.add_argument("--profile", choices=PROFILES, default="paper", help="settings")
+    produce.add_argument("--device", choices=DEVICES, default="auto", help="auto: CUDA if present")
     produce.add_argument(
         "--budget-s", type=float, default=540.0, help="seconds to train before pausing"
     )
@@ -71,14 +103,14 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser(
         "verify",
         help="recompute the start of archived runs and compare with their curves",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_Help,
     )
     check.add_argument("--archive", type=Path, default=archive.PAPER_ARCHIVE, help="folder")
     check.add_argument(
         "--keys", nargs="+", default=None, help="runs to recompute (default: one per task)"
     )
     check.add_argument("--steps", type=int, default=archive.VERIFY_STEPS, help="steps to redo")
-    check.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    check.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="recompute on")
     return parser
 
 
