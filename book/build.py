@@ -31,6 +31,7 @@ import yaml
 from papermill.exceptions import PapermillExecutionError
 
 from omnigrok import archive
+from omnigrok.store import default_root
 
 BOOK = Path(__file__).resolve().parent
 REPO = BOOK.parent
@@ -173,14 +174,18 @@ def main(argv: list[str] | None = None) -> int:
         help="paper: build the chapters the archive covers, mark the others (default: stop)",
     )
     parser.add_argument("--notebooks", type=Path, default=REPO / "notebooks")
-    parser.add_argument("--results", type=Path, help="OMNIGROK_RESULTS (default: <repo>/results)")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        help="results store (default: $OMNIGROK_RESULTS, else ~/.cache/omnigrok/results: the "
+        "store papermill, the CLI and Python use too)",
+    )
     parser.add_argument("--skip-execute", action="store_true", help="reuse the notebooks in _nb")
     args = parser.parse_args(argv)
 
-    # The kernels inherit this, so a second build loads the stored results instead of training.
-    if args.results:
-        os.environ["OMNIGROK_RESULTS"] = str(args.results.resolve())
-    os.environ.setdefault("OMNIGROK_RESULTS", str(REPO / "results"))
+    # The kernels inherit this: one store for the book, papermill, the CLI and Python, so a
+    # second build, or a chapter rerun after a build, loads the stored results.
+    os.environ["OMNIGROK_RESULTS"] = str((args.results or default_root()).resolve())
     os.environ["OMNIGROK_BOOK"] = "1"  # the kernels glue values for the prose (report.glue)
     if args.profile == "paper":
         # The kernels inherit this: a run missing from the archive is an error, never hours of
