@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from omnigrok.config import TASKS, RunConfig, run_key
-from omnigrok.sweep import TRAIN_ENV, MissingRuns, group_by_shape
+from omnigrok.sweep import TRAIN_ENV, MissingRuns, run_sweep
 from omnigrok.train import CURVES, BudgetExhausted, resolve_device, train_ensemble
 
 ARCHIVE_ENV = "OMNIGROK_ARCHIVE"
@@ -244,29 +244,19 @@ def produce(
         if tasks is not None:
             finished &= all(c.task.name in tasks for c in todo)
             todo = [c for c in todo if c.task.name in tasks]
-        for group in group_by_shape(todo):
-            stack = [todo[i] for i in group]
-            for start in range(0, len(stack), max_stack):
-                chunk = stack[start : start + max_stack]
-                if time.monotonic() >= deadline:
-                    say("budget spent; run the same command again to go on")
-                    return False
-                t0 = time.monotonic()
-                try:
-                    results = train_ensemble(
-                        chunk,
-                        device=dev,
-                        progress=progress,
-                        checkpoint=store.checkpoint_path(chunk),
-                        deadline=deadline,
-                    )
-                except BudgetExhausted as stop:
-                    say(f"{name}: a stack of {len(chunk)} paused at step {stop.step}/{stop.steps}")
-                    say("budget spent; run the same command again to go on")
-                    return False
-                for r in results:
-                    store.save(r)
-                say(f"{name}: stored {len(chunk)} run(s) in {time.monotonic() - t0:.0f} s")
+        if not todo:
+            continue
+        if time.monotonic() >= deadline:
+            say("budget spent; run the same command again to go on")
+            return False
+        t0 = time.monotonic()
+        try:
+            run_sweep(todo, store, dev, progress, max_stack, deadline=deadline)
+        except BudgetExhausted as stop:
+            say(f"{name}: a stack paused at step {stop.step}/{stop.steps}")
+            say("budget spent; run the same command again to go on")
+            return False
+        say(f"{name}: stored {len(todo)} run(s) in {time.monotonic() - t0:.0f} s")
     for s in status(profile, archive):
         say(s.line())
     return finished

@@ -92,11 +92,14 @@ def run_sweep(
     max_stack: int = 64,
     keep_weights: bool = False,
     checkpoint_seconds: float = 60.0,
+    deadline: float | None = None,
 ) -> list[RunResult]:
     """Results of ``configs`` in order: loaded from ``store`` where present, else trained.
 
     Runs are stacked at most ``max_stack`` at a time (memory); duplicates train once. With
-    ``$OMNIGROK_TRAIN=0`` nothing trains: missing runs raise ``MissingRuns``.
+    ``$OMNIGROK_TRAIN=0`` nothing trains: missing runs raise ``MissingRuns``. Past
+    ``deadline`` (``time.monotonic()``) the stack in training checkpoints and
+    ``BudgetExhausted`` is raised; what finished before is stored.
     """
     store = store or ResultStore()
     dev = resolve_device(device)
@@ -128,6 +131,7 @@ def run_sweep(
                     checkpoint=store.checkpoint_path(todo),
                     checkpoint_seconds=checkpoint_seconds,
                     keep_weights=keep_weights,
+                    deadline=deadline,
                 )
                 for result in trained:
                     store.save(result)
