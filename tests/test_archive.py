@@ -198,6 +198,10 @@ def test_the_paper_archive_is_small_pickle_free_and_fully_manifested():
 def test_the_paper_archive_verifies_one_run_per_task():
     """CI's check of the archive: every checksum and key, and one run per task recomputed."""
     checks = archive.verify(PAPER)
+    # And the paper's headline run (claim 2: MNIST, α = 8, γ = 0.01, seed 0).
+    headline = run_key(mnist_run())
+    checks += [c for c in archive.verify(PAPER, keys=[headline]) if c.key == headline]
+    assert any(c.key == headline for c in checks)
     tasks = {
         json.loads((PAPER / c.key[:2] / c.key / "meta.json").read_text())["config"]["task"]["name"]
         for c in checks

@@ -342,8 +342,6 @@ def figure_delays(o: Outcome):
     lim = [max(min(predicted + [base.steps]) / 3, 1), base.steps * 1.5]
     ax.plot(lim, lim, color="grey", lw=1, ls=":", label="measured = predicted")
     ax.axhline(base.steps, color="grey", lw=0.8, ls="--")
-    for axis in (ax.xaxis, ax.yaxis):  # minor-tick labels of a short log range collide
-        axis.set_minor_formatter(plt.NullFormatter())
     ax.set(
         xlim=lim,
         ylim=lim,
@@ -351,6 +349,10 @@ def figure_delays(o: Outcome):
         yscale="log",
         xlabel="predicted delay ln(w0/w_edge)/(lr γ) [steps]",
     )
+    # After the log scale (setting it installs its own formatters): minor-tick labels of a
+    # short log range collide.
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_minor_formatter(plt.NullFormatter())
     ax.set_ylabel(f"measured: steps to test acc >= {GENERALIZED}")
     title(ax, "Delay: measured vs predicted", o.setup.profile, len(o.setup.seeds))
     ax.legend(fontsize=7)
