@@ -140,6 +140,31 @@ def numbers(results: list[RunResult]) -> dict[str, str]:
     }
 
 
+def symmetry(results: list[RunResult]) -> dict[str, str]:
+    """The memorized-symmetry plateau: the share of test pairs whose mirror (b, a) is in
+    training, and test accuracy on all pairs vs on the novel ones at twice the step each seed
+    memorized (train accuracy >= 0.99). Addition commutes, so right after memorization the
+    mirrored pairs score and the novel ones do not; "" values where a run lacks the novel
+    curve (stored before it was logged)."""
+    from omnigrok.data import make_task
+
+    if "test_acc_novel" not in results[0].metrics:
+        return {"mirrored_share": "", "plateau_all": "", "plateau_novel": "", "plateau_step": ""}
+    novel = make_task(results[0].config.task).test_groups["novel"]
+    at = [2 * first_step_reaching(r.steps, r["train_acc"], 0.99) for r in results]
+    value = lambda r, m, t: float(np.interp(t, r.steps, r[m])) if np.isfinite(t) else np.nan  # noqa: E731
+    return {
+        "mirrored_share": f"{1 - novel.double().mean().item():.2f}",
+        "plateau_step": str(spread(at)),
+        "plateau_all": str(
+            spread([value(r, "test_acc", t) for r, t in zip(results, at, strict=True)])
+        ),
+        "plateau_novel": str(
+            spread([value(r, "test_acc_novel", t) for r, t in zip(results, at, strict=True)])
+        ),
+    }
+
+
 def _curves(results: list[RunResult]) -> str:
     """Which accuracy the transition was measured on, in words."""
     names = sorted({accuracy_curve(r) for r in results})
