@@ -74,11 +74,20 @@ def ensure_mathjax() -> None:
     shutil.copytree(es5, MATHJAX_SITE, dirs_exist_ok=True)
 
 
-def placeholder(name: str, parts: list[str]) -> None:
+def chapter_title(source: Path) -> str:
+    """The first heading of a notebook (its chapter title), else its file name."""
+    for cell in json.loads(source.read_text())["cells"]:
+        for line in "".join(cell["source"]).splitlines():
+            if cell["cell_type"] == "markdown" and line.startswith("# "):
+                return line[2:].strip()
+    return source.stem
+
+
+def placeholder(name: str, parts: list[str], notebooks: Path) -> None:
     """A page for chapter ``name`` whose archived runs are incomplete: what is missing and
     the command that produces it (``--partial`` builds)."""
     text = (
-        f"# {name}: not in the archive yet\n\n"
+        f"# {chapter_title(notebooks / f'{name}.ipynb')} (not in the archive yet)\n\n"
         f"This chapter reads the paper archive's part(s) {', '.join(parts)}, which the archive "
         "does not hold completely yet, so this build shows no numbers or verdict for it. "
         "Produce the missing runs (resumable, within a time budget; a GPU is much faster for "
@@ -216,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 return 1
             for name, parts in lacking.items():
-                placeholder(name, parts)
+                placeholder(name, parts, notebooks)
         seconds, failed = execute([n for n in names if n not in lacking], notebooks, args.profile)
         if failed:
             print(f"{len(failed)} notebook(s) failed; not building the HTML", file=sys.stderr)
