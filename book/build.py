@@ -107,6 +107,17 @@ def placeholder(name: str, parts: list[str], notebooks: Path) -> None:
     (NB_OUT / f"{name}.ipynb").write_text(json.dumps(notebook, indent=1) + "\n")
 
 
+def hide_parameters(notebook: Path) -> None:
+    """Remove the parameters cell and papermill's injected one from the page: the reader sees
+    the profile banner and setup tables instead of code."""
+    nb = json.loads(notebook.read_text())
+    for cell in nb["cells"]:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if {"parameters", "injected-parameters"} & set(tags) and "remove-cell" not in tags:
+            cell["metadata"]["tags"] = [*tags, "remove-cell"]
+    notebook.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+
+
 def execute(names: list[str], notebooks: Path, profile: str) -> tuple[dict[str, float], list[Path]]:
     """Run each notebook through papermill; return seconds per notebook and the failed outputs.
 
@@ -130,6 +141,7 @@ def execute(names: list[str], notebooks: Path, profile: str) -> tuple[dict[str, 
                 cwd=notebooks,
                 progress_bar=False,
             )
+            hide_parameters(output)
         except PapermillExecutionError as error:
             failed.append(output)
             print(f"FAILED {name}: {error.ename}: {error.evalue}; see {output}", file=sys.stderr)

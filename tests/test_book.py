@@ -170,6 +170,9 @@ def test_chapter_has_figure_and_no_errors(html: Path, name: str) -> None:
     assert not {"stderr", "traceback"} & outputs.classes, f"{name}: stderr or error output"
     assert "Traceback" not in "".join(outputs.page_text), f"{name}: a traceback on the page"
     assert "Error" not in "".join(outputs.output_text), f"{name}: 'Error' in an output"
+    # The parameters cell and papermill's injected one are removed from the page.
+    assert "profile: str =" not in "".join(outputs.page_text), f"{name}: parameters cell shown"
+    assert "# Parameters" not in "".join(outputs.page_text), f"{name}: injected cell shown"
 
 
 @pytest.mark.parametrize("name", ["intro", *CHAPTERS])
