@@ -111,14 +111,11 @@ def part(name: str, profile: str, archive: Path) -> Part:
     raise ValueError(f"part must be one of {', '.join(PARTS)}, got {name!r}")
 
 
-def _stored(archive: Path, config: RunConfig) -> Path | None:
-    key = run_key(config)
-    folder = archive / key[:2] / key
-    return folder if (folder / "meta.json").is_file() else None
-
-
 def _manifests(archive: Path, configs: Sequence[RunConfig]) -> list[dict]:
-    found = [_stored(archive, c) for c in configs]
+    from omnigrok.store import ResultStore
+
+    store = ResultStore(archive, archives=())
+    found = [store.where(c) for c in configs]
     return [json.loads((f / "meta.json").read_text()) for f in found if f is not None]
 
 
@@ -238,7 +235,7 @@ def produce(
     finished = True
     for name in parts:
         p = part(name, profile, archive)
-        todo = [c for c in dict.fromkeys(p.configs) if _stored(archive, c) is None]
+        todo = [c for c in dict.fromkeys(p.configs) if store.where(c) is None]
         say(f"{name}: {len(p.configs) - len(todo)}/{len(p.configs)} stored" + _wait(p))
         finished &= not p.waiting
         if tasks is not None:
@@ -320,14 +317,14 @@ def verify(
     store = ResultStore(archive, archives=())
     checks, configs = [], {}
     for key in archived_keys(archive):
-        meta = json.loads((archive / key[:2] / key / "meta.json").read_text())
+        meta = json.loads((store.folder(key) / "meta.json").read_text())
         config = RunConfig.from_dict(meta["config"])
         configs[key] = config
         if run_key(config) != key:
             checks.append(Check(key, _label(config), False, "its config hashes to another key"))
             continue
         try:
-            store._read(config, archive / key[:2] / key)
+            store._read(config, store.folder(key))
         except CorruptResult as err:
             checks.append(Check(key, _label(config), False, str(err)))
     if keys is None:

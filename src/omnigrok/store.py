@@ -80,16 +80,19 @@ class ResultStore:
             archives = default_archives()
         self.archives = [Path(a) for a in archives if Path(a).resolve() != self.root.resolve()]
 
+    def folder(self, key: str, root: Path | None = None) -> Path:
+        """Where the run named ``key`` lives under ``root`` (default: this store's root)."""
+        return (root or self.root) / key[:2] / key
+
     def path(self, config: RunConfig) -> Path:
-        key = run_key(config)
-        return self.root / key[:2] / key
+        return self.folder(run_key(config))
 
     def where(self, config: RunConfig) -> Path | None:
         """The folder holding ``config``'s result: an archive's first, else the root's."""
         key = run_key(config)
         for root in (*self.archives, self.root):
-            if (root / key[:2] / key / "meta.json").is_file():
-                return root / key[:2] / key
+            if (self.folder(key, root) / "meta.json").is_file():
+                return self.folder(key, root)
         return None
 
     def checkpoint_path(self, configs: list[RunConfig]) -> Path:
@@ -127,8 +130,7 @@ class ResultStore:
         a warning (it will be trained again); a corrupt archived one is an error, since an
         archive is read-only and checked (``omnigrok verify``)."""
         for archive in self.archives:
-            key = run_key(config)
-            folder = archive / key[:2] / key
+            folder = self.folder(run_key(config), archive)
             if folder.exists():
                 result = self._read(config, folder)
                 if not need_weights or result.weights is not None:
