@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from omnigrok import archive, train
+from omnigrok import archive, store, train
 from omnigrok.cli import main as cli_main
 from omnigrok.config import RunConfig, run_key
-from omnigrok.presets import mnist_run, teacher_student_run
 from omnigrok.store import ResultStore
 from omnigrok.sweep import MissingRuns, run_sweep
+from omnigrok.tasks import mnist_run, teacher_student_run
 from omnigrok.train import BudgetExhausted, train_ensemble
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,7 +67,7 @@ def test_deadline_pauses_a_stack_and_the_resumed_curves_equal_an_unbroken_run(
     assert not checkpoint.exists()
     for a, b in zip(unbroken, resumed, strict=True):
         np.testing.assert_array_equal(a.steps, b.steps)
-        for name in train.CURVES:
+        for name in store.CURVES:
             np.testing.assert_allclose(a[name], b[name], rtol=1e-12, equal_nan=True)
 
 
@@ -153,7 +153,7 @@ def test_read_only_mode_names_the_producer(tmp_path, monkeypatch):
 
 
 def test_a_store_reads_its_archives_and_never_writes_there(produced, tmp_path, monkeypatch):
-    from omnigrok.claims import axes
+    from omnigrok.chapters import axes
 
     monkeypatch.setenv("OMNIGROK_TRAIN", "0")
     store = ResultStore(tmp_path / "results", archives=[produced])
@@ -211,8 +211,9 @@ def test_the_paper_archive_verifies_one_run_per_task():
 
 
 def test_novel_pairs_are_those_whose_mirror_is_not_trained_on():
-    from omnigrok.data import make_task, novel_pairs
-    from omnigrok.presets import modadd_run
+    from omnigrok.task import make_task
+    from omnigrok.tasks import modadd_run
+    from omnigrok.tasks.modadd import novel_pairs
 
     x_train = np.array([[0, 1, 3], [2, 2, 3]])
     x_test = np.array([[1, 0, 3], [0, 2, 3], [2, 0, 3]])
@@ -224,7 +225,7 @@ def test_novel_pairs_are_those_whose_mirror_is_not_trained_on():
 
 
 def test_modular_addition_logs_novel_accuracy_and_took_a_new_key():
-    from omnigrok.presets import modadd_run
+    from omnigrok.tasks import modadd_run
 
     cfg = modadd_run(p=23, train_frac=0.5, steps=3, n_log=4)
     result = train_ensemble([cfg], "cpu", False)[0]

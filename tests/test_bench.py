@@ -10,12 +10,13 @@ from torch import nn
 
 from omnigrok import bench
 from omnigrok.config import TaskSpec
-from omnigrok.data import make_task
-from omnigrok.models import forward, init_params, transformer_forward
+from omnigrok.models import NandaTransformer, PlainMLP, forward, init_params, transformer_forward
+from omnigrok.models.mlp import train_flops
 from omnigrok.norms import scale_
-from omnigrok.presets import mnist_run, modadd_run
-from omnigrok.reference import NandaTransformer, PlainMLP
-from omnigrok.train import _Batches, log_schedule, loss_per_run, train_ensemble
+from omnigrok.store import log_schedule
+from omnigrok.task import make_task
+from omnigrok.tasks import mnist_run, modadd_run
+from omnigrok.train import _Batches, loss_per_run, train_ensemble
 
 
 def test_stacked_transformer_equals_nanda_logits_and_gradients_float32():
@@ -63,8 +64,8 @@ def test_plain_mnist_step_equals_trainer_step():
 
 def test_mlp_train_flops_counts_the_paper_mlp():
     weights = 784 * 200 + 200 * 200 + 200 * 10
-    assert bench.mlp_train_flops((784, 200, 200, 10), 200) == 6 * 200 * weights
-    exact = bench.mlp_train_flops((784, 200, 200, 10), 200, exact=True)
+    assert train_flops((784, 200, 200, 10), 200) == 6 * 200 * weights
+    exact = train_flops((784, 200, 200, 10), 200, exact=True)
     assert exact == 6 * 200 * weights - 2 * 200 * 784 * 200
 
 
@@ -168,7 +169,7 @@ def test_ceilings_bound_the_speedups_by_the_gemm_flops():
     plain loop (100 steps/s) does 6.5 MFLOP per step; at 100 GFLOP/s those take 65 µs."""
     assert bench.gemm_ceiling(0.01, 1e9, 100.0) == pytest.approx(1.0)
     rows = {r["speedup"].split()[0]: r for r in bench.ceilings(_fake_results(50.0, 0.05))}
-    flops = bench.mlp_train_flops((5, 100, 100, 5), 100, exact=True)
+    flops = train_flops((5, 100, 100, 5), 100, exact=True)
     assert flops == 6 * 100 * 11_000 - 2 * 100 * 500
     ts = rows["teacher-student"]
     assert ts["ceiling"] == pytest.approx(0.01 / (flops / 100e9))

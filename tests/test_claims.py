@@ -5,10 +5,10 @@ import math
 import numpy as np
 import pytest
 
-from omnigrok.claims import axes, constraint, goldilocks, large_init, width
+from omnigrok.chapters import axes, constraint, goldilocks, large_init, width
 from omnigrok.metrics import refined_minimum
-from omnigrok.presets import modadd_run
-from omnigrok.train import RunResult
+from omnigrok.store import RunResult
+from omnigrok.tasks import modadd_run
 
 
 def landscape(test_loss, train_loss=None):
@@ -121,21 +121,22 @@ def test_width_scaling_compares_w_c_growth_with_the_init_norm(exponent, expected
 
 def test_width_setup_varies_only_the_hidden_width():
     s = width.setup("smoke", device="cpu")
-    runs = {w: s.configs(w) for w in s.widths}
-    assert runs[200] == s.landscape.configs("mnist")  # claim 1's own runs: the same store keys
+    runs = {w: s.width_configs(w) for w in s.widths}
+    assert runs[200] == s.landscape.task_configs("mnist")  # claim 1's own runs: the same store keys
     for w, configs in runs.items():
         assert {c.model.widths for c in configs} == {(784, w, w, 10)}
         assert [c.replace(model=runs[200][0].model) for c in configs] == runs[200]
 
 
 def test_book_cost_counts_wider_models_by_their_flops():
-    from omnigrok.claims import cost
+    from omnigrok import profiles
+    from omnigrok.chapters import cost
     from omnigrok.config import MLPSpec
-    from omnigrok.presets import mnist_run, modadd_run
+    from omnigrok.tasks import mnist_run, modadd_run
 
     assert cost.relative_cost(mnist_run()) == 1.0
     wide = mnist_run().replace(model=MLPSpec((784, 400, 400, 10)))
     assert cost.relative_cost(wide) == pytest.approx((784 * 400 + 400 * 400 + 4000) / 198_800)
     assert cost.relative_cost(modadd_run()) == 1.0
     widths = {c.model.widths[1] for c in cost.book_runs("smoke") if c.task.name == "mnist"}
-    assert set(width.WIDTHS["smoke"]) <= widths
+    assert set(profiles.WIDTHS["smoke"]) <= widths

@@ -153,7 +153,7 @@ def test_a_precondition_is_not_evidence_for_the_claim():
 
 def test_run_config_round_trips_through_its_dict():
     from omnigrok.config import RunConfig, run_key
-    from omnigrok.presets import mnist_run, modadd_run
+    from omnigrok.tasks import mnist_run, modadd_run
 
     for cfg in (mnist_run(constraint="fixed", target_norm=3.0), modadd_run(p=23)):
         again = RunConfig.from_dict(cfg.to_dict())

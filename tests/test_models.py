@@ -6,9 +6,8 @@ import pytest
 import torch
 
 from omnigrok.config import MLPSpec, TransformerSpec
-from omnigrok.models import forward, init_params, tanh
+from omnigrok.models import NandaTransformer, PlainMLP, forward, init_params, tanh
 from omnigrok.norms import global_norm
-from omnigrok.reference import NandaTransformer, PlainMLP
 
 
 @pytest.mark.parametrize("activation", ["tanh", "relu"])

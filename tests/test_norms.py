@@ -5,9 +5,8 @@ import pytest
 import torch
 
 from omnigrok.config import MLPSpec, TransformerSpec
-from omnigrok.models import init_params
+from omnigrok.models import NandaTransformer, PlainMLP, init_params
 from omnigrok.norms import global_norm, layer_norms, project_to_norm_, scale_
-from omnigrok.reference import NandaTransformer, PlainMLP
 
 
 def test_global_norm_counts_every_parameter_once():
@@ -54,7 +53,7 @@ def test_projection_hits_target_only_where_active():
 
 def test_trainer_holds_the_norm_after_every_step():
     """Constrained runs, float32, every step logged: the norm stays at its target to 1e-6."""
-    from omnigrok.presets import mnist_run, teacher_student_run
+    from omnigrok.tasks import mnist_run, teacher_student_run
     from omnigrok.train import train_ensemble
 
     runs = [

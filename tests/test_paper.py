@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from omnigrok.data import make_task
 from omnigrok.metrics import first_step_reaching
-from omnigrok.presets import modadd_run, teacher_student_run
+from omnigrok.task import make_task
+from omnigrok.tasks import modadd_run, teacher_student_run
 from omnigrok.train import train_ensemble
 
 

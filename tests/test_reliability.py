@@ -14,50 +14,58 @@ import numpy as np
 import pytest
 import torch
 
+from omnigrok.chapters import axes, constraint, goldilocks, large_init, width
 from omnigrok.cli import main as cli_main
 from omnigrok.config import MLPSpec, RunConfig, TaskSpec
-from omnigrok.params import check_notebook_params
-from omnigrok.presets import mnist_run, teacher_student_run
 from omnigrok.store import ResultStore
 from omnigrok.sweep import run_sweep
+from omnigrok.tasks import mnist_run, modadd_run, teacher_student_run
 from omnigrok.train import train_ensemble
 
+# Notebook parameters reach the chapter's Setup as papermill passes them; the Setup is the one
+# place they are checked.
 BAD_NOTEBOOK_PARAMS = [
-    ({"init_scale": -1}, "init_scale must be a positive finite number, got -1"),
-    ({"init_scale": 0}, "init_scale must be a positive finite number, got 0"),
-    ({"init_scale": float("nan")}, "init_scale must be a positive finite number, got nan"),
-    ({"init_scale": float("inf")}, "init_scale must be a positive finite number, got inf"),
-    ({"init_scale": "ten"}, "init_scale must be a positive finite number, got 'ten'"),
-    ({"init_scale": True}, "init_scale must be a positive finite number, got True"),
-    ({"init_scales": []}, "init_scales must be a non-empty list of numbers, got []"),
-    ({"init_scales": [1, -2]}, "init_scales must be a positive finite number, got -2"),
-    ({"profile": "fast"}, "profile must be one of 'smoke', 'quick', 'paper', got 'fast'"),
-    ({"device": "gpu"}, "device must be one of 'auto', 'cpu', 'cuda', got 'gpu'"),
-    ({"steps": 0}, "steps must be an integer >= 1, got 0"),
-    ({"steps": -5}, "steps must be an integer >= 1, got -5"),
-    ({"steps": 2.5}, "steps must be an integer >= 1, got 2.5"),
-    ({"steps": "100"}, "steps must be an integer >= 1, got '100'"),
-    ({"seeds": ""}, "seeds must be a non-empty list of distinct non-negative integers"),
-    ({"seeds": []}, "seeds must be a non-empty list of distinct non-negative integers"),
-    ({"seeds": "0-"}, "seeds must be a non-empty list"),
-    ({"seeds": "4-1"}, "seeds must be a non-empty list"),
-    ({"seeds": [0, -1]}, "seeds must be a non-empty list"),
-    ({"seeds": [1, 1]}, "repeated seed"),
-    ({"seeds": -5}, "seeds must be a non-empty list"),
-    ({"seeds": True}, "seeds must be a non-empty list"),
-    ({"seeds": 2.5}, "seeds must be a non-empty list"),
-    ({"train_frac": 0}, "train_frac must be a number strictly between 0 and 1, got 0"),
-    ({"train_frac": 1.5}, "train_frac must be a number strictly between 0 and 1, got 1.5"),
-    ({"weight_decay": -0.1}, "weight_decay must be a non-negative finite number, got -0.1"),
-    ({"lr": "1e-3x"}, "lr must be a positive finite number, got '1e-3x'"),
-    ({"init_scael": 8}, "unknown parameter 'init_scael'"),
+    (large_init.Setup, {"init_scale": -1}, "init_scale must be a positive finite number, got -1"),
+    (large_init.Setup, {"init_scale": 0}, "init_scale must be a positive finite number, got 0"),
+    (
+        large_init.Setup,
+        {"init_scale": float("nan")},
+        "init_scale must be a positive finite number, got nan",
+    ),
+    (
+        constraint.Setup,
+        {"init_scale": float("inf")},
+        "init_scale must be a positive finite number, got inf",
+    ),
+    (constraint.Setup, {"init_scale": "ten"}, "init_scale must be a positive finite number"),
+    (large_init.Setup, {"init_scale": True}, "init_scale must be a positive finite number"),
+    (
+        constraint.Setup,
+        {"modadd_init_scale": 0},
+        "modadd_init_scale must be a positive finite number, got 0",
+    ),
+    (constraint.Setup, {"mnist_w_c": -1}, "mnist_w_c must be a positive finite number, got -1"),
+    (large_init.Setup, {"weight_decay": -0.1}, "weight_decay must be a positive finite number"),
+    # Claim 2 needs decay: γ = 0 leaves the norm where it starts.
+    (large_init.Setup, {"weight_decay": 0}, "weight_decay must be a positive finite number"),
+    (goldilocks.Setup, {"profile": "fast"}, "profile must be one of 'smoke', 'quick', 'paper'"),
+    (axes.Setup, {"device": "gpu"}, "device must be one of 'auto', 'cpu', 'cuda', got 'gpu'"),
+    (goldilocks.Setup, {"seeds": ""}, "seeds must be a non-empty list of distinct non-negative"),
+    (width.Setup, {"seeds": []}, "seeds must be a non-empty list of distinct non-negative"),
+    (goldilocks.Setup, {"seeds": "0-"}, "seeds must be a non-empty list"),
+    (axes.Setup, {"seeds": "4-1"}, "seeds must be a non-empty list"),
+    (goldilocks.Setup, {"seeds": [0, -1]}, "seeds must be a non-empty list"),
+    (goldilocks.Setup, {"seeds": [1, 1]}, "repeated seed"),
+    (goldilocks.Setup, {"seeds": -5}, "seeds must be a non-empty list"),
+    (goldilocks.Setup, {"seeds": True}, "seeds must be a non-empty list"),
+    (goldilocks.Setup, {"seeds": 2.5}, "seeds must be a non-empty list"),
 ]
 
 
-@pytest.mark.parametrize("params, message", BAD_NOTEBOOK_PARAMS, ids=lambda v: str(v)[:40])
-def test_bad_notebook_parameter_gives_a_clear_one_line_error(params, message):
+@pytest.mark.parametrize("setup, params, message", BAD_NOTEBOOK_PARAMS, ids=lambda v: str(v)[:40])
+def test_bad_notebook_parameter_gives_a_clear_one_line_error(setup, params, message):
     with pytest.raises(ValueError) as err:
-        check_notebook_params(**params)
+        setup(**params)
     assert message in str(err.value)
     assert "\n" not in str(err.value)
 
@@ -65,11 +73,11 @@ def test_bad_notebook_parameter_gives_a_clear_one_line_error(params, message):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
 def test_cuda_without_gpu_is_a_clear_error():
     with pytest.raises(ValueError, match="device='cuda' but no CUDA GPU is available"):
-        check_notebook_params(device="cuda")
+        goldilocks.Setup(device="cuda")
 
 
 BAD_RECORDS = [
-    (lambda: TaskSpec("cifar"), "task must be one of 'mnist', 'teacher_student', 'modadd'"),
+    (lambda: TaskSpec("cifar"), "task must be one of 'mnist', 'modadd', 'teacher_student'"),
     (lambda: TaskSpec("modadd", train_frac=1.0), "train_frac must be a number strictly between"),
     (lambda: mnist_run(batch_size=0), "batch_size must be an integer >= 1, got 0"),
     (lambda: mnist_run(constraint="always"), "constraint must be one of 'none', 'init', 'fixed'"),
@@ -77,6 +85,14 @@ BAD_RECORDS = [
     (lambda: mnist_run(dtype="float16"), "dtype must be one of 'float32', 'float64'"),
     (lambda: mnist_run(model=MLPSpec((5, 10))), "widths must be starting at 784 and ending at 10"),
     (lambda: mnist_run(n_train=0), "n_train must be an integer >= 1 and <= 60000, got 0"),
+    (lambda: mnist_run(steps=0), "steps must be an integer >= 1, got 0"),
+    (lambda: mnist_run(steps=2.5), "steps must be an integer >= 1, got 2.5"),
+    (lambda: mnist_run(steps="100"), "steps must be an integer >= 1, got '100'"),
+    (lambda: mnist_run(lr="1e-3x"), "lr must be a positive finite number, got '1e-3x'"),
+    (lambda: TaskSpec("modadd", train_frac=0), "train_frac must be a number strictly between"),
+    (lambda: mnist_run(batch_size=2000), "batch_size must be at most the 1000 training examples"),
+    (lambda: modadd_run(p=5, batch_size=8), "batch_size must be at most the 7 training examples"),
+    (lambda: modadd_run(loss="mse", model=MLPSpec((3, 5))), "model must be one of 'transformer'"),
 ]
 
 
@@ -88,7 +104,7 @@ def test_bad_record_fails_in_its_constructor(make, message):
 
 
 def test_integer_init_scale_from_papermill_is_accepted():
-    assert check_notebook_params(init_scale=10) == {"init_scale": 10.0}
+    assert large_init.Setup("smoke", init_scale=10).base.init_scale == 10.0
     assert mnist_run(init_scale=10).init_scale == 10.0
 
 
@@ -186,7 +202,7 @@ def test_second_request_trains_nothing(tmp_path, monkeypatch):
 
 WORKER = """
 import sys
-from omnigrok.presets import teacher_student_run
+from omnigrok.tasks import teacher_student_run
 from omnigrok.store import ResultStore
 from omnigrok.sweep import run_sweep
 cfg = teacher_student_run(steps=int(sys.argv[2]), n_log=40, dtype="float64", seed=int(sys.argv[3]))
@@ -246,6 +262,6 @@ def test_killed_run_resumes_to_the_same_curves(tmp_path):
 
 def test_papermill_values_of_seeds_are_accepted():
     """`-p seeds 3` (an int), `-p seeds "0-4"`, `-p seeds "[0, 2]"` as YAML gives a list."""
-    assert check_notebook_params(seeds=3)["seeds"] == [3]
-    assert check_notebook_params(seeds="0-4")["seeds"] == [0, 1, 2, 3, 4]
-    assert check_notebook_params(seeds=[0, 2])["seeds"] == [0, 2]
+    assert goldilocks.Setup("smoke", seeds=3).seeds == (3,)
+    assert goldilocks.Setup("smoke", seeds="0-4").seeds == (0, 1, 2, 3, 4)
+    assert goldilocks.Setup("smoke", seeds=[0, 2]).seeds == (0, 2)

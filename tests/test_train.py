@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from omnigrok.data import make_task
-from omnigrok.models import init_params
+from omnigrok.models import PlainMLP, init_params
 from omnigrok.norms import global_norm, scale_
-from omnigrok.presets import mnist_run, teacher_student_run
-from omnigrok.reference import PlainMLP
-from omnigrok.train import _Batches, log_schedule, train_ensemble
+from omnigrok.store import log_schedule
+from omnigrok.task import make_task
+from omnigrok.tasks import mnist_run, teacher_student_run
+from omnigrok.train import _Batches, train_ensemble
 
 SMALL_MNIST = dict(n_train=1000, steps=50, n_log=12, dtype="float64")
 

@@ -12,10 +12,10 @@ import math
 import numpy as np
 import pytest
 
-from omnigrok.claims import axes, constraint, goldilocks, large_init
+from omnigrok.chapters import axes, constraint, goldilocks, large_init
 from omnigrok.metrics import Edge, first_step_reaching, goldilocks_norm
-from omnigrok.presets import mnist_run, modadd_run
-from omnigrok.train import RunResult
+from omnigrok.store import RunResult
+from omnigrok.tasks import mnist_run, modadd_run
 from omnigrok.verdict import NOT_REPRODUCED, NOT_TESTED, PARTLY, REPRODUCED
 
 # ---------------------------------------------------------------- claim 1: L and U shapes
@@ -138,14 +138,9 @@ def large_init_run(cfg, at: float = 1.0, mem_step: int = 40, scale: float = 1.0)
 def large_init_outcome(edge: Edge | None = None, **run_kw) -> large_init.Outcome:
     base = mnist_run(steps=20_000, weight_decay=0.5, init_scale=8.0, n_log=100)
     f = large_init.SWEEP_FACTOR
-    s = large_init.Setup(
-        "quick",
-        (0, 1),
-        "cpu",
-        base,
-        alphas=tuple(8.0 * f**i for i in (-1, 0, 1)),
-        weight_decays=tuple(0.5 * f**i for i in (-1, 0, 1)),
-    )
+    s = large_init.Setup("quick", (0, 1), "cpu", base=base)
+    assert s.alphas == tuple(8.0 * f**i for i in (-1, 0, 1))
+    assert s.weight_decays == tuple(0.5 * f**i for i in (-1, 0, 1))
     sweep = [large_init_run(c, **run_kw) for c in s.sweep()]
     main = [r for r in sweep if r.config in set(s.main())]
     edge = edge or Edge(W_EDGE)
@@ -234,12 +229,12 @@ def constraint_outcome(
         "mnist": mnist_run(steps=T3, init_scale=8.0, n_log=50),
         "modadd": modadd_run(p=23, steps=T3, n_log=50),
     }
-    s = constraint.Setup("quick", seeds, "cpu", bases, {"mnist": 10.0, "modadd": 24.0})
+    s = constraint.Setup("quick", seeds, "cpu", mnist_w_c=10.0, modadd_w_c=24.0, bases=bases)
     norms = {"mnist": (80.0, 10.0, 80.0), "modadd": (30.0, 24.0, 30.0)}
     times = dict(zip(constraint.REGIMES, (free, held, high), strict=True))
     results = {
         (task, regime): [
-            step_run(c, *times[regime], norms[task][k]) for c in s.configs(task, regime)
+            step_run(c, *times[regime], norms[task][k]) for c in s.regime_configs(task, regime)
         ]
         for task in bases
         for k, regime in enumerate(constraint.REGIMES)

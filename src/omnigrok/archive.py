@@ -24,34 +24,32 @@ from pathlib import Path
 
 import numpy as np
 
-from omnigrok.config import TASKS, RunConfig, run_key
+from omnigrok.chapters import CHAPTERS, constraint
+from omnigrok.chapters import chapter as chapter_named
+from omnigrok.checks import resolve_device
+from omnigrok.config import RunConfig, run_key
+from omnigrok.store import (
+    ARCHIVE_ENV,
+    CURVES,
+    PAPER_ARCHIVE,
+    CorruptResult,
+    ResultStore,
+    default_archives,
+)
 from omnigrok.sweep import TRAIN_ENV, MissingRuns, run_sweep
-from omnigrok.train import CURVES, BudgetExhausted, resolve_device, train_ensemble
-
-ARCHIVE_ENV = "OMNIGROK_ARCHIVE"
-REPO = Path(__file__).resolve().parents[2]
-PAPER_ARCHIVE = REPO / "archive" / "paper"
+from omnigrok.task import TASKS
+from omnigrok.train import BudgetExhausted, train_ensemble
 
 # The archive's parts in the order the producer fills them: the P = 113 runs of claims 4 and
 # 3 first (they need a GPU most), the width study last (the largest and least central).
 PARTS = ("claim4", "claim3", "claim2", "claim1", "width")
-# Which parts each book chapter reads (claims 2 and 3 read claim 1's MNIST landscape).
+# Which parts each book page reads (claims 2 and 3 read claim 1's MNIST landscape).
 CHAPTER_PARTS = {
-    "claim1": ("claim1",),
-    "claim2": ("claim1", "claim2"),
-    "claim3": ("claim1", "claim3"),
-    "claim4": ("claim4",),
+    **{c.name: c.parts for c in CHAPTERS},
     "dashboard": ("claim1", "claim2", "claim3", "claim4"),
     "discussion": ("claim1", "claim2", "claim3", "claim4", "width"),
     "performance": (),
 }
-
-
-def default_archives() -> list[Path]:
-    """``$OMNIGROK_ARCHIVE`` if set, else the checkout's ``archive/paper`` if there is one."""
-    if ARCHIVE_ENV in os.environ:
-        return [Path(p) for p in os.environ[ARCHIVE_ENV].split(os.pathsep) if p]
-    return [PAPER_ARCHIVE] if PAPER_ARCHIVE.is_dir() else []
 
 
 @contextlib.contextmanager
@@ -79,41 +77,28 @@ class Part:
 
 
 def part(name: str, profile: str, archive: Path) -> Part:
-    """The runs of part ``name`` for ``profile``, each chapter's own setup at its defaults."""
-    from omnigrok.claims import axes, constraint, goldilocks, large_init, width
-
-    if name == "claim1":
-        s = goldilocks.setup(profile, device="cpu")
-        return Part(name, tuple(c for task in goldilocks.TASKS for c in s.configs(task)))
-    if name == "claim2":
-        return Part(name, tuple(large_init.setup(profile, device="cpu").sweep()))
-    if name == "claim4":
-        return Part(name, tuple(axes.setup(profile, device="cpu").configs()))
-    if name == "width":
-        w = width.setup(profile, device="cpu")
-        return Part(name, tuple(c for size in w.widths for c in w.configs(size)))
+    """The runs of part ``name`` for ``profile``: its chapter's runs at its defaults, less
+    those of the other parts it reads (claim 2's and 3's copy of claim 1's landscape)."""
+    if name not in PARTS:
+        raise ValueError(f"part must be one of {', '.join(PARTS)}, got {name!r}")
+    ch = chapter_named(name)
+    s, waiting = ch.setup(profile, device="cpu"), ""
     if name == "claim3":
-        waiting, w_c = "", None
         try:
             with _environ(**{TRAIN_ENV: "0", ARCHIVE_ENV: str(archive)}):
-                w_c = goldilocks.goldilocks_norm_of("mnist", profile, device="cpu")
+                s = constraint.with_w_c(s, progress=False)
         except MissingRuns:
             waiting = "its MNIST runs held at w_c wait for claim 1's MNIST landscape (w_c)"
-        s = constraint.setup(profile, device="cpu", mnist_w_c=w_c or 1.0)
-        configs = [
-            c
-            for task in s.bases
-            for regime in constraint.REGIMES
-            if not (w_c is None and task == "mnist" and regime == "held at w_c")
-            for c in s.configs(task, regime)
-        ]
-        return Part(name, tuple(configs), waiting)
-    raise ValueError(f"part must be one of {', '.join(PARTS)}, got {name!r}")
+    others = {
+        c
+        for p in ch.parts
+        if p != name
+        for c in chapter_named(p).setup(profile, device="cpu").configs()
+    }
+    return Part(name, tuple(c for c in s.configs() if c not in others), waiting)
 
 
 def _manifests(archive: Path, configs: Sequence[RunConfig]) -> list[dict]:
-    from omnigrok.store import ResultStore
-
     store = ResultStore(archive, archives=())
     found = [store.where(c) for c in configs]
     return [json.loads((f / "meta.json").read_text()) for f in found if f is not None]
@@ -219,8 +204,6 @@ def produce(
     Each stack checkpoints inside the archive's ``checkpoints/`` (never committed) at most a
     minute apart and at the deadline, so the next call resumes it where this one stopped.
     """
-    from omnigrok.store import ResultStore
-
     for name in parts:
         if name not in PARTS:
             raise ValueError(f"parts must be among {', '.join(PARTS)}, got {name!r}")
@@ -311,8 +294,6 @@ def verify(
     """Check ``archive``: every manifest's checksum and key, and for ``keys`` (None: the
     first run of each task, by key) the first ``steps`` steps recomputed on ``device`` in the
     run's own dtype, compared with the archived curves at every logged step up to there."""
-    from omnigrok.store import CorruptResult, ResultStore
-
     archive = Path(archive or PAPER_ARCHIVE)
     store = ResultStore(archive, archives=())
     checks, configs = [], {}

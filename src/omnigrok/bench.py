@@ -36,13 +36,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from omnigrok import profiles
+from omnigrok.checks import resolve_device
 from omnigrok.config import RunConfig, TaskSpec
-from omnigrok.data import TORCH_DTYPES, TaskData, make_task
-from omnigrok.models import init_params, transformer_forward
+from omnigrok.models import NandaTransformer, PlainMLP, init_params, transformer_forward
+from omnigrok.models.mlp import train_flops
 from omnigrok.optim import StackedAdamW
-from omnigrok.presets import mnist_run, modadd_run, teacher_student_run
-from omnigrok.reference import NandaTransformer, PlainMLP
-from omnigrok.train import log_schedule, loss_per_run, resolve_device, train_ensemble
+from omnigrok.plots import PALETTE
+from omnigrok.store import log_schedule
+from omnigrok.task import TORCH_DTYPES, TaskData, make_task
+from omnigrok.tasks import mnist_run, modadd_run, teacher_student_run
+from omnigrok.train import loss_per_run, train_ensemble
 
 # name -> (comparison, threshold): the speed issue's acceptance criteria.
 TARGETS: dict[str, tuple[str, float]] = {
@@ -170,26 +174,9 @@ def _time_trainer(
 
 
 # -- FLOP counts -----------------------------------------------------------------------------
-def mlp_train_flops(widths: Sequence[int], batch: int, exact: bool = False) -> int:
-    """FLOPs of one training step (forward + backward) of one MLP run:
-    ``6 · batch · sum(fan_in · fan_out)`` over the layers.
-
-    Forward is one multiply-add (2 FLOPs) per weight per example; backward is twice that (the
-    gradient with respect to the layer's input and to its weights). Biases, activations, the
-    loss and the optimizer are left out (O(batch · width), negligible). The convention counts
-    the first layer's input gradient, which autograd never computes (the data needs none):
-    ``exact=True`` leaves those ``2 · batch · widths[0] · widths[1]`` FLOPs out.
-    """
-    weights = sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=True))
-    flops = 6 * batch * weights
-    return flops - 2 * batch * widths[0] * widths[1] if exact else flops
-
-
 def mlp_step_flops(config: RunConfig, exact: bool = False) -> int:
-    """``mlp_train_flops`` of one step of ``config``'s MLP (full batch: the training set)."""
-    return mlp_train_flops(
-        config.model.widths, config.batch_size or config.task.n_train, exact=exact
-    )
+    """``train_flops`` of one step of ``config``'s MLP (full batch: the training set)."""
+    return train_flops(config.model.widths, config.batch_size or config.task.n_train, exact=exact)
 
 
 def _mlp_result(name: str, config: RunConfig, summary: dict[str, Any], k: int) -> dict:
@@ -343,7 +330,7 @@ def trainer_mnist(
     """``train_ensemble`` on the paper's MNIST setup with K runs at once (seeds 0..K-1).
 
     Reports seconds per step (all K runs), run-steps per second, GFLOP/s with the FLOPs of
-    ``mlp_train_flops`` (``6 · batch · sum(fan_in · fan_out)`` per run) and, given the
+    ``train_flops`` (``6 · batch · sum(fan_in · fan_out)`` per run) and, given the
     matmul ``limit_gflops``, the achieved fraction of it (``fraction_of_limit``; the same
     with the FLOPs autograd really does is ``fraction_of_limit_exact``).
     """
@@ -477,8 +464,6 @@ def eval_share(
     ``train_seconds`` comes out one evaluation short, because the step-0 evaluation runs
     before the trainer's clock starts but is subtracted from it with the others.
     """
-    from omnigrok.claims.large_init import PROFILES
-
     dev = resolve_device(device)
     short_n_log = n_log_for_density(steps, paper_steps, n_log)
     base = mnist_run(steps=steps, n_log=short_n_log)
@@ -503,13 +488,13 @@ def eval_share(
         evaluation = n_points * n_examples * eval_per_example
         return evaluation / (evaluation + n_steps * train_per_step)
 
-    profiles = {
+    by_profile = {
         name: share(
             p["steps"],
             len(log_schedule(p["steps"], p["n_log"])),
             data.n_train + (p["n_test"] or len(data.x_test)),
         )
-        for name, p in PROFILES.items()
+        for name, p in profiles.LARGE_INIT.items()
     }
     return {
         "name": f"evaluation share, MNIST K={k}",
@@ -527,7 +512,7 @@ def eval_share(
         "paper_projected": share(
             paper_steps, len(log_schedule(paper_steps, n_log)), data.n_train + len(data.x_test)
         ),
-        "profiles": profiles,
+        "profiles": by_profile,
         "timing": dict(timing),
     }
 
@@ -755,8 +740,6 @@ def figure(results: dict[str, Any]):
     with the machine in the title."""
     import matplotlib.pyplot as plt
 
-    from omnigrok.plots import PALETTE
-
     table = [r for r in rows(results) if math.isfinite(r["run-steps/s"])]
     labels = [f"{r['benchmark']} ({r['dtype']})" for r in table]
     colors = [
@@ -775,35 +758,3 @@ def figure(results: dict[str, Any]):
     )
     fig.tight_layout()
     return fig
-
-
-def profile_costs(results: dict[str, Any], profiles: Sequence[str] = ("smoke", "quick", "paper")):
-    """Projected training time of each profile's book on the measured machine: run-steps per
-    task (``omnigrok.claims.cost``) times the trainer's measured seconds per run-step (MNIST
-    and teacher-student at the largest K measured; modular addition from the P = 113 K = 1 step,
-    scaled by training-set size, since its full-batch cost is proportional to it). Training
-    only: evaluation adds its share on top."""
-    from omnigrok.claims.common import MODADD_PROFILES
-    from omnigrok.claims.cost import run_steps
-
-    per_run_step = {
-        "mnist": 1 / _largest_k(results["trainer_mnist"])["run_steps_per_second"],
-        "teacher_student": 1
-        / _largest_k(results["teacher_student"]["trainer"])["run_steps_per_second"],
-    }
-    tf = results["transformer"]
-    modadd_step = tf.get("trainer", tf["stacked"])["seconds_per_step"]
-    rows_out = []
-    for profile in profiles:
-        m = MODADD_PROFILES[profile]
-        per_run_step["modadd"] = modadd_step * int(m["train_frac"] * m["p"] ** 2) / 3830
-        for task, steps in run_steps(profile).items():
-            rows_out.append(
-                {
-                    "profile": profile,
-                    "task": task,
-                    "run-steps": steps,
-                    "projected hours": steps * per_run_step[task] / 3600,
-                }
-            )
-    return rows_out

@@ -17,14 +17,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from omnigrok import __version__, archive
-from omnigrok.config import TASKS, RunConfig
+from omnigrok.checks import DEVICES, PROFILES, check_device, parse_seeds
+from omnigrok.config import RunConfig
 from omnigrok.metrics import first_step_reaching, grokking_delay, spread
-from omnigrok.params import DEVICES, PROFILES, check_device, parse_seeds
-from omnigrok.presets import mnist_run, modadd_run, teacher_student_run
 from omnigrok.store import ResultStore
 from omnigrok.sweep import run_sweep
-
-PRESETS = {"mnist": mnist_run, "teacher_student": teacher_student_run, "modadd": modadd_run}
+from omnigrok.task import TASKS
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
@@ -45,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
         help="train runs (seeds x init scales) and summarise them",
         formatter_class=_Help,
     )
-    train.add_argument("--task", choices=sorted(PRESETS), required=True, help="which task")
+    train.add_argument("--task", choices=sorted(TASKS), required=True, help="which task")
     train.add_argument(
         "--init-scale",
         type=float,
@@ -131,7 +129,7 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
             raise ValueError("--n-train applies to --task mnist only")
         overrides["n_train"] = args.n_train
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    base = PRESETS[args.task](**overrides)
+    base = TASKS[args.task].preset(**overrides)
     seeds = parse_seeds(args.seeds, "--seeds")
     scales = args.init_scale or [base.init_scale]
     return [base.replace(init_scale=a, seed=s) for a in scales for s in seeds]

@@ -12,79 +12,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-TASKS = ("mnist", "teacher_student", "modadd")
+from omnigrok import task as task_registry
+from omnigrok.checks import check_choice, check_float, check_int, fail
+from omnigrok.models import MLPSpec, TransformerSpec, family, spec_from_dict
+
 LOSSES = ("mse", "ce")
-ACTIVATIONS = ("relu", "tanh")
 DTYPES = ("float32", "float64")
 CONSTRAINTS = ("none", "init", "fixed")
-
-
-def _fail(name: str, value: Any, allowed: str) -> None:
-    raise ValueError(f"{name} must be {allowed}, got {value!r}")
-
-
-def check_int(name: str, value: Any, minimum: int | None = None, maximum: int | None = None) -> int:
-    """Return ``value`` as an int, or raise a one-line error naming ``name``.
-
-    Integral floats (``10.0``) are accepted because papermill and YAML produce them; bools,
-    strings and fractional floats are not.
-    """
-    bounds = []
-    if minimum is not None:
-        bounds.append(f">= {minimum}")
-    if maximum is not None:
-        bounds.append(f"<= {maximum}")
-    allowed = "an integer" + (" " + " and ".join(bounds) if bounds else "")
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        _fail(name, value, allowed)
-    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
-        _fail(name, value, allowed)
-    value = int(value)
-    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        _fail(name, value, allowed)
-    return value
-
-
-def check_float(
-    name: str,
-    value: Any,
-    *,
-    positive: bool = False,
-    nonnegative: bool = False,
-    open_unit: bool = False,
-) -> float:
-    """Return ``value`` as a finite float, or raise a one-line error naming ``name``."""
-    if positive:
-        allowed = "a positive finite number"
-    elif nonnegative:
-        allowed = "a non-negative finite number"
-    elif open_unit:
-        allowed = "a number strictly between 0 and 1"
-    else:
-        allowed = "a finite number"
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        _fail(name, value, allowed)
-    value = float(value)
-    if not math.isfinite(value):
-        _fail(name, value, allowed)
-    if positive and value <= 0:
-        _fail(name, value, allowed)
-    if nonnegative and value < 0:
-        _fail(name, value, allowed)
-    if open_unit and not 0 < value < 1:
-        _fail(name, value, allowed)
-    return value
-
-
-def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
-    """Return ``value`` if it is one of ``choices``, else a one-line error naming ``name``."""
-    if not isinstance(value, str) or value not in choices:
-        _fail(name, value, "one of " + ", ".join(repr(c) for c in choices))
-    return value
 
 
 def _set(obj: Any, name: str, value: Any) -> None:
@@ -94,7 +31,8 @@ def _set(obj: Any, name: str, value: Any) -> None:
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """Which data a run trains on.
+    """Which data a run trains on: the task's name (a module of ``omnigrok.tasks``, which
+    says what the other fields mean for it) and its sizes.
 
     ``mnist``: the first ``n_train`` training images, all 10k test images (paper Sec. 3.1).
     ``teacher_student``: a fixed random 5-100-100-5 tanh teacher, ``n_train``/``n_test``
@@ -111,7 +49,7 @@ class TaskSpec:
     data_seed: int = 0
 
     def __post_init__(self) -> None:
-        check_choice("task", self.name, TASKS)
+        check_choice("task", self.name, tuple(task_registry.TASKS))
         _set(self, "n_train", check_int("n_train", self.n_train, minimum=1, maximum=60000))
         _set(self, "n_test", check_int("n_test", self.n_test, minimum=0, maximum=1_000_000))
         _set(self, "p", check_int("p", self.p, minimum=2, maximum=100_000))
@@ -119,46 +57,7 @@ class TaskSpec:
         _set(self, "data_seed", check_int("data_seed", self.data_seed, minimum=0))
 
 
-@dataclass(frozen=True)
-class MLPSpec:
-    """A fully connected network ``widths[0] -> ... -> widths[-1]`` (paper Sec. 3.1: MNIST
-    uses 784-200-200-10 ReLU, teacher-student 5-100-100-5 tanh), PyTorch's default init."""
-
-    widths: tuple[int, ...]
-    activation: str = "relu"
-    kind: str = field(default="mlp", init=False)
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.widths, tuple | list) or len(self.widths) < 2:
-            _fail("widths", self.widths, "a sequence of at least two layer widths")
-        _set(self, "widths", tuple(check_int("widths", w, minimum=1) for w in self.widths))
-        check_choice("activation", self.activation, ACTIVATIONS)
-
-
-@dataclass(frozen=True)
-class TransformerSpec:
-    """Nanda et al.'s one-layer transformer for modular addition (paper Sec. 3.3): learned
-    positional embeddings, ReLU MLP, no LayerNorm, logits read at the last position."""
-
-    d_vocab: int = 114
-    n_ctx: int = 3
-    d_model: int = 128
-    n_heads: int = 4
-    d_mlp: int = 512
-    kind: str = field(default="transformer", init=False)
-
-    def __post_init__(self) -> None:
-        for name in ("d_vocab", "n_ctx", "d_model", "n_heads", "d_mlp"):
-            _set(self, name, check_int(name, getattr(self, name), minimum=1))
-        if self.d_model % self.n_heads:
-            _fail("n_heads", self.n_heads, f"a divisor of d_model={self.d_model}")
-
-    @property
-    def d_head(self) -> int:
-        return self.d_model // self.n_heads
-
-
-ModelSpec = MLPSpec | TransformerSpec
+ModelSpec = MLPSpec | TransformerSpec  # the built-in families (models/ may hold more)
 
 
 @dataclass(frozen=True)
@@ -176,7 +75,7 @@ class RunConfig:
     """
 
     task: TaskSpec
-    model: MLPSpec | TransformerSpec
+    model: ModelSpec
     steps: int
     batch_size: int | None = None
     loss: str = "mse"
@@ -193,21 +92,18 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.task, TaskSpec):
-            _fail("task", self.task, "a TaskSpec")
-        if not isinstance(self.model, MLPSpec | TransformerSpec):
-            _fail("model", self.model, "an MLPSpec or a TransformerSpec")
+            fail("task", self.task, "a TaskSpec")
+        family(self.model)  # a spec of a known model family
         _set(self, "steps", check_int("steps", self.steps, minimum=1))
         if self.batch_size is not None:
             _set(self, "batch_size", check_int("batch_size", self.batch_size, minimum=1))
-            if self.batch_size > self.task.n_train and self.task.name != "modadd":
-                _fail("batch_size", self.batch_size, f"at most n_train={self.task.n_train}")
         check_choice("loss", self.loss, LOSSES)
         _set(self, "lr", check_float("lr", self.lr, positive=True))
         if not isinstance(self.betas, tuple | list) or len(self.betas) != 2:
-            _fail("betas", self.betas, "a pair of numbers in [0, 1)")
+            fail("betas", self.betas, "a pair of numbers in [0, 1)")
         betas = tuple(check_float("betas", b, nonnegative=True) for b in self.betas)
         if any(b >= 1 for b in betas):
-            _fail("betas", self.betas, "a pair of numbers in [0, 1)")
+            fail("betas", self.betas, "a pair of numbers in [0, 1)")
         _set(self, "betas", betas)
         _set(self, "eps", check_float("eps", self.eps, positive=True))
         _set(self, "weight_decay", check_float("weight_decay", self.weight_decay, nonnegative=True))
@@ -216,25 +112,12 @@ class RunConfig:
         if self.constraint == "fixed":
             _set(self, "target_norm", check_float("target_norm", self.target_norm, positive=True))
         elif self.target_norm is not None:
-            _fail("target_norm", self.target_norm, f"None when constraint={self.constraint!r}")
+            fail("target_norm", self.target_norm, f"None when constraint={self.constraint!r}")
         _set(self, "seed", check_int("seed", self.seed, minimum=0, maximum=2**31 - 1))
         check_choice("dtype", self.dtype, DTYPES)
         _set(self, "n_log", check_int("n_log", self.n_log, minimum=2))
-        self._check_task_model()
-
-    def _check_task_model(self) -> None:
-        model, task = self.model, self.task
-        if task.name == "modadd":
-            if not isinstance(model, TransformerSpec):
-                _fail("model", model.kind, "'transformer' for task 'modadd'")
-            if model.d_vocab < task.p + 1:
-                _fail("d_vocab", model.d_vocab, f">= p + 1 = {task.p + 1} (the '=' token)")
-        else:
-            if not isinstance(model, MLPSpec):
-                _fail("model", model.kind, f"'mlp' for task {task.name!r}")
-            d_in, d_out = (784, 10) if task.name == "mnist" else (5, 5)
-            if model.widths[0] != d_in or model.widths[-1] != d_out:
-                _fail("widths", model.widths, f"starting at {d_in} and ending at {d_out}")
+        # What the task needs of its model, loss and batch (its module says).
+        task_registry.get(self.task.name).check(self)
 
     # -- grouping -------------------------------------------------------------------------
     def shape(self) -> tuple:
@@ -264,12 +147,7 @@ class RunConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
         d = dict(d)
-        model = dict(d.pop("model"))
-        kind = model.pop("kind")
-        if kind == "transformer":
-            spec = TransformerSpec(**model)
-        else:
-            spec = MLPSpec(widths=tuple(model["widths"]), activation=model["activation"])
+        spec = spec_from_dict(d.pop("model"))
         return cls(task=TaskSpec(**d.pop("task")), model=spec, betas=tuple(d.pop("betas")), **d)
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from omnigrok.config import RunConfig
-from omnigrok.train import RunResult
+from omnigrok.store import RunResult
+from omnigrok.sweep import run_sweep
 
 Row = tuple[str, str, str, Callable[[list[RunConfig]], str]]
 
@@ -128,8 +129,6 @@ def comparison(chapter: str, configs: Sequence[RunConfig]) -> str:
 def provenance_of(configs: Sequence[RunConfig]) -> str:
     """``provenance`` of stored runs (read through the store; run this after the chapter's
     own ``run``, so nothing is left to train)."""
-    from omnigrok.sweep import run_sweep
-
     return provenance(run_sweep(list(dict.fromkeys(configs)), progress=False))
 
 

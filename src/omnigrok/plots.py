@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from omnigrok.train import RunResult
+from omnigrok.store import RunResult
 
 # Okabe & Ito (2008), "Color Universal Design": distinguishable by colour-blind readers.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")

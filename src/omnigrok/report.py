@@ -14,7 +14,10 @@ import numpy as np
 
 from omnigrok import REPOSITORY
 from omnigrok.config import RunConfig
-from omnigrok.train import RunResult
+from omnigrok.metrics import first_step_reaching
+from omnigrok.models import describe
+from omnigrok.store import RunResult
+from omnigrok.task import get as get_task
 
 FIELD_LABELS = {
     "task.name": "task",
@@ -37,24 +40,17 @@ FIELD_LABELS = {
 }
 
 
-def _describe_model(model) -> str:
-    if model.kind == "mlp":
-        return f"MLP {'-'.join(map(str, model.widths))}, {model.activation}"
-    return (
-        f"1-layer transformer, d_model {model.d_model}, {model.n_heads} heads, "
-        f"d_mlp {model.d_mlp}, ReLU, no LayerNorm"
-    )
-
-
 def _flat(config: RunConfig) -> dict[str, Any]:
+    """The labelled fields of ``config``; of the task's, only those its task uses."""
+    used = get_task(config.task.name).fields
     out = {}
     for name in FIELD_LABELS:
         if name.startswith("task."):
-            if config.task.name != "modadd" and name in ("task.p", "task.train_frac"):
+            if name != "task.name" and name[5:] not in used:
                 continue
             out[name] = getattr(config.task, name[5:])
         elif name == "model":
-            out[name] = _describe_model(config.model)
+            out[name] = describe(config.model)
         else:
             out[name] = getattr(config, name)
     return out
@@ -160,8 +156,6 @@ def seed_outcomes(results: Sequence[RunResult], metric: str, threshold: float) -
 
     Each run either reached ``metric`` >= ``threshold`` (at which step), stalled below it
     (its best and final values say how far), or diverged (at which step)."""
-    from omnigrok.metrics import first_step_reaching
-
     lines = [
         f"| run | seed | {metric} ≥ {threshold:g} at step | best | final | outcome |",
         "|---|---|---|---|---|---|",

@@ -22,6 +22,7 @@ import shutil
 import tempfile
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +31,57 @@ import torch
 
 from omnigrok import __version__
 from omnigrok.config import COMPUTE_VERSION, RunConfig, run_key
-from omnigrok.train import RunResult
 
 RESULTS_ENV = "OMNIGROK_RESULTS"
+ARCHIVE_ENV = "OMNIGROK_ARCHIVE"
+REPO = Path(__file__).resolve().parents[2]
+PAPER_ARCHIVE = REPO / "archive" / "paper"
+CURVES = ("train_loss", "train_acc", "test_loss", "test_acc", "norm")
+
+
+@dataclass
+class RunResult:
+    """One run's curves on its logging schedule, and what became of it.
+
+    ``metrics`` maps ``train_loss, train_acc, test_loss, test_acc, norm`` and ``norm/<tensor>``
+    to arrays aligned with ``steps`` (step s: after s optimizer updates; step 0 is the init).
+    Values after a divergence are NaN; ``diverged_at`` is the step it happened, or None.
+    """
+
+    config: RunConfig
+    steps: np.ndarray
+    metrics: dict[str, np.ndarray]
+    diverged_at: int | None = None
+    weights: dict[str, np.ndarray] | None = None
+    timing: dict[str, float] = field(default_factory=dict)
+    provenance: dict[str, str] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.metrics[name]
+
+
+def log_schedule(steps: int, n_log: int = 250) -> np.ndarray:
+    """Steps at which to evaluate: every step for the first 30 (as the paper's code; fewer when
+    ``n_log`` is small), then half the points evenly spaced on a log axis and half on a linear
+    axis, so that curves look right on both (claim 4). Always includes 0 and ``steps``. Part of
+    what a stored run is: its curves are logged at these steps."""
+    dense = np.arange(0, min(steps, 30, n_log // 5) + 1)
+    n_rest = max(n_log - len(dense), 2)
+    geometric = np.geomspace(max(min(steps, 30), 1), steps, n_rest // 2)
+    linear = np.linspace(0, steps, n_rest - n_rest // 2)
+    points = np.concatenate([dense, np.rint(geometric), np.rint(linear), [steps]])
+    return np.unique(points.astype(np.int64))
 
 
 def default_root() -> Path:
     return Path(os.environ.get(RESULTS_ENV) or Path.home() / ".cache" / "omnigrok" / "results")
+
+
+def default_archives() -> list[Path]:
+    """``$OMNIGROK_ARCHIVE`` if set, else the checkout's ``archive/paper`` if there is one."""
+    if ARCHIVE_ENV in os.environ:
+        return [Path(p) for p in os.environ[ARCHIVE_ENV].split(os.pathsep) if p]
+    return [PAPER_ARCHIVE] if PAPER_ARCHIVE.is_dir() else []
 
 
 def atomic_write_bytes(data: bytes, path: Path) -> None:
@@ -72,11 +117,9 @@ class ResultStore:
         self, root: str | Path | None = None, archives: Sequence[str | Path] | None = None
     ) -> None:
         """``archives``: read-only stores searched after ``root`` (None: the paper archive
-        where there is one, see ``omnigrok.archive.default_archives``; ``()``: none)."""
+        where there is one, see ``default_archives``; ``()``: none)."""
         self.root = Path(root) if root is not None else default_root()
         if archives is None:
-            from omnigrok.archive import default_archives
-
             archives = default_archives()
         self.archives = [Path(a) for a in archives if Path(a).resolve() != self.root.resolve()]
 

@@ -17,9 +17,10 @@ from typing import Any
 
 import torch
 
+from omnigrok.checks import resolve_device
 from omnigrok.config import RunConfig
-from omnigrok.store import ResultStore
-from omnigrok.train import RunResult, resolve_device, train_ensemble
+from omnigrok.store import ResultStore, RunResult
+from omnigrok.train import train_ensemble
 
 TRAIN_ENV = "OMNIGROK_TRAIN"  # "0": never train, read stored runs only (the book from the archive)
 

@@ -13,29 +13,34 @@ weight norm after every step (the "constrained" runs). Per step:
 5. on the logging schedule: train/test loss and accuracy, global and per-tensor norms.
 
 A run's curves do not depend on which other runs share its stack (tested to 1e-8 in float64).
+The state of a stack (weights, optimizer, which runs are alive, the curves so far, timing) is
+one object, ``_Stack``, which is also what a checkpoint holds.
 """
 
 from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import TqdmWarning, tqdm
+from tqdm.auto import tqdm as tqdm_auto
 
-from omnigrok.config import RunConfig, check_int
-from omnigrok.data import TORCH_DTYPES, TaskData, make_task
+from omnigrok.checks import check_int, resolve_device
+from omnigrok.config import RunConfig
 from omnigrok.models import Params, forward, init_params
 from omnigrok.norms import global_norm, layer_norms, project_to_norm_, scale_
 from omnigrok.optim import StackedAdamW
 from omnigrok.provenance import provenance
+from omnigrok.store import RunResult, atomic_torch_save, log_schedule
+from omnigrok.task import TORCH_DTYPES, TaskData, make_task
 
 EVAL_CHUNK = 2048  # examples per evaluation chunk: bounds memory at K * chunk * width floats
-CURVES = ("train_loss", "train_acc", "test_loss", "test_acc", "norm")
 
 
 class BudgetExhausted(Exception):
@@ -44,51 +49,6 @@ class BudgetExhausted(Exception):
     def __init__(self, step: int, steps: int) -> None:
         super().__init__(f"stopped at step {step} of {steps} (deadline); checkpoint saved")
         self.step, self.steps = step, steps
-
-
-@dataclass
-class RunResult:
-    """One run's curves on its logging schedule, and what became of it.
-
-    ``metrics`` maps ``train_loss, train_acc, test_loss, test_acc, norm`` and ``norm/<tensor>``
-    to arrays aligned with ``steps`` (step s: after s optimizer updates; step 0 is the init).
-    Values after a divergence are NaN; ``diverged_at`` is the step it happened, or None.
-    """
-
-    config: RunConfig
-    steps: np.ndarray
-    metrics: dict[str, np.ndarray]
-    diverged_at: int | None = None
-    weights: dict[str, np.ndarray] | None = None
-    timing: dict[str, float] = field(default_factory=dict)
-    provenance: dict[str, str] = field(default_factory=dict)
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        return self.metrics[name]
-
-
-def log_schedule(steps: int, n_log: int = 250) -> np.ndarray:
-    """Steps at which to evaluate: every step for the first 30 (as the paper's code; fewer when
-    ``n_log`` is small), then half the points evenly spaced on a log axis and half on a linear
-    axis, so that curves look right on both (claim 4). Always includes 0 and ``steps``."""
-    dense = np.arange(0, min(steps, 30, n_log // 5) + 1)
-    n_rest = max(n_log - len(dense), 2)
-    geometric = np.geomspace(max(min(steps, 30), 1), steps, n_rest // 2)
-    linear = np.linspace(0, steps, n_rest - n_rest // 2)
-    points = np.concatenate([dense, np.rint(geometric), np.rint(linear), [steps]])
-    return np.unique(points.astype(np.int64))
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` is CUDA when present, else CPU; ``cuda`` without a GPU is a clear error."""
-    name = str(device)
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.split(":")[0] not in ("cpu", "cuda"):
-        raise ValueError(f"device must be one of 'auto', 'cpu', 'cuda', got {name!r}")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={name!r} but no CUDA GPU is available here; use 'auto' or 'cpu'")
-    return torch.device(name)
 
 
 def _seed_generator(seed: int, stream: int, index: int) -> torch.Generator:
@@ -137,30 +97,21 @@ def accuracy_per_run(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(
-    config: RunConfig,
-    params: Params,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    n_classes,
-    groups: dict[str, torch.Tensor] | None = None,
-) -> tuple:
-    """Loss and accuracy (NaN for regression) of every run on the full set ``x, y``, and
-    the accuracy on each of ``groups`` (boolean masks over the set)."""
-    total_loss, total_correct, n = 0.0, 0.0, x.shape[0]
-    groups = groups or {}
+def evaluate(config: RunConfig, params: Params, data: TaskData, split: str) -> tuple:
+    """Loss and accuracy (NaN for regression) of every run on the whole ``split``, and on the
+    test split the accuracy on each of ``data.test_groups`` (boolean masks over it)."""
+    total_loss, total_correct, n = 0.0, 0.0, data.n_train if split == "train" else data.n_test
+    groups = data.test_groups if split == "test" else {}
     group_correct = dict.fromkeys(groups, 0.0)
-    for start in range(0, n, EVAL_CHUNK):
-        xb, yb = x[start : start + EVAL_CHUNK], y[start : start + EVAL_CHUNK]
+    for xb, yb, part in data.chunks(split, EVAL_CHUNK):
         out = forward(config.model, params, xb)
-        total_loss = total_loss + loss_per_run(out, yb, config.loss, n_classes) * len(xb)
-        if n_classes:
-            total_correct = total_correct + accuracy_per_run(out, yb) * len(xb)
+        total_loss = total_loss + loss_per_run(out, yb, config.loss, data.n_classes) * len(yb)
+        if data.n_classes:
+            total_correct = total_correct + accuracy_per_run(out, yb) * len(yb)
             correct = (out.argmax(dim=-1) == yb).to(out.dtype)
             for name, mask in groups.items():
-                chunk = mask[start : start + EVAL_CHUNK].to(out.dtype)
-                group_correct[name] = group_correct[name] + correct @ chunk
-    acc = total_correct / n if n_classes else torch.full_like(total_loss, math.nan)
+                group_correct[name] = group_correct[name] + correct @ mask[part].to(out.dtype)
+    acc = total_correct / n if data.n_classes else torch.full_like(total_loss, math.nan)
     by_group = {
         name: group_correct[name] / max(int(mask.sum()), 1) for name, mask in groups.items()
     }
@@ -178,6 +129,134 @@ def check_sweep(configs: Sequence[RunConfig]) -> None:
                 "configs must share task, model, steps, batch_size, loss, betas, eps, dtype and "
                 "n_log to train as one ensemble; split them with omnigrok.sweep.group_by_shape"
             )
+
+
+class _Stack:
+    """Everything a stack of runs is at one step: weights, optimizer, which runs are alive,
+    the curves logged so far and the time spent. A checkpoint is this object's state."""
+
+    def __init__(self, configs: Sequence[RunConfig], data: TaskData, dev: torch.device) -> None:
+        self.configs, self.data, self.cfg = list(configs), data, configs[0]
+        dtype = TORCH_DTYPES[self.cfg.dtype]
+        as_tensor = lambda values, **kw: torch.tensor(values, device=dev, **kw)  # noqa: E731
+        self.params = init_params(self.cfg.model, [c.seed for c in configs], dev, dtype)
+        scale_(self.params, as_tensor([c.init_scale for c in configs], dtype=dtype))
+        for p in self.params.values():
+            p.requires_grad_(True)
+        fixed = as_tensor([c.target_norm or math.nan for c in configs], dtype=dtype)
+        at_init = as_tensor([c.constraint == "init" for c in configs])
+        self.target = torch.where(at_init, global_norm(self.params), fixed)
+        self.constrained = as_tensor([c.constraint != "none" for c in configs])
+        self.any_constrained = bool(self.constrained.any())
+        self.opt = StackedAdamW(
+            self.params,
+            lr=as_tensor([c.lr for c in configs], dtype=dtype),
+            weight_decay=as_tensor([c.weight_decay for c in configs], dtype=dtype),
+            betas=self.cfg.betas,
+            eps=self.cfg.eps,
+        )
+        self.alive = torch.ones(len(configs), dtype=torch.bool, device=dev)
+        # A loss past sqrt(max float) has gradients whose squares overflow Adam's second moment:
+        # the run would go on silently frozen, so it counts as diverged as much as a NaN does.
+        self.overflow = math.sqrt(torch.finfo(dtype).max)
+        self.diverged_at: list[int | None] = [None] * len(configs)
+        self.records: dict[str, list] = {}
+        self.step = 0
+        self.timing = {"train_seconds": 0.0, "eval_seconds": 0.0}
+
+    def train_step(self, idx: torch.Tensor | None) -> None:
+        """One optimizer step of every live run on its batch ``idx`` (None: full batch)."""
+        x, y = self.data.batch(idx)
+        out = forward(self.cfg.model, self.params, x)
+        losses = loss_per_run(out, y, self.cfg.loss, self.data.n_classes)
+        self._mark_diverged(losses.detach().abs() < self.overflow)  # False for NaN and inf too
+        torch.where(self.alive, losses, torch.zeros_like(losses)).sum().backward()
+        self.opt.step(self.alive)
+        self.opt.zero_grad()
+        if self.any_constrained:
+            norms = project_to_norm_(self.params, self.target, self.constrained & self.alive)
+            self._mark_diverged(torch.isfinite(norms))
+        # Unconstrained runs skip the norm pass: weights gone non-finite show up as a
+        # non-finite loss at the next step, which marks the run diverged then.
+        self.step += 1
+
+    def _mark_diverged(self, finite: torch.Tensor) -> None:
+        if bool((finite | ~self.alive).all()):
+            return
+        for i in (self.alive & ~finite).nonzero().flatten().tolist():
+            self.diverged_at[i] = self.step + 1
+        self.alive.logical_and_(finite)
+
+    def log(self) -> None:
+        """Evaluate every run on both splits and append a row of curves at this step."""
+        t0 = time.perf_counter()
+        train_loss, train_acc, _ = evaluate(self.cfg, self.params, self.data, "train")
+        test_loss, test_acc, groups = evaluate(self.cfg, self.params, self.data, "test")
+        row = {
+            "train_loss": train_loss,
+            "train_acc": train_acc,
+            "test_loss": test_loss,
+            "test_acc": test_acc,
+            **{f"test_acc_{name}": acc for name, acc in groups.items()},
+            "norm": global_norm(self.params),
+            **{f"norm/{n}": v for n, v in layer_norms(self.params).items()},
+        }
+        self.records.setdefault("step", []).append(self.step)
+        for name, value in row.items():
+            value = torch.where(self.alive, value, torch.full_like(value, math.nan))
+            self.records.setdefault(name, []).append(value.cpu().double().numpy())
+        self.timing["eval_seconds"] += time.perf_counter() - t0
+
+    def state(self, train_seconds: float) -> dict:
+        """Tensors, lists and numbers only: nothing in a checkpoint needs unpickling code."""
+        return {
+            "params": {n: p.detach() for n, p in self.params.items()},
+            "optimizer": self.opt.state_dict(),
+            "alive": self.alive,
+            "diverged_at": self.diverged_at,
+            "records": {
+                n: torch.tensor(v) if n == "step" else torch.from_numpy(np.stack(v))
+                for n, v in self.records.items()
+            },
+            "step": self.step,
+            "timing": {**self.timing, "train_seconds": train_seconds},
+        }
+
+    def restore(self, path: Path, dev: torch.device) -> None:
+        state = torch.load(path, map_location=dev, weights_only=True)
+        with torch.no_grad():
+            for name, p in self.params.items():
+                p.copy_(state["params"][name])
+        self.opt.load_state_dict(state["optimizer"])
+        self.alive.copy_(state["alive"])
+        self.diverged_at, self.step = state["diverged_at"], state["step"]
+        self.timing = {n: float(v) for n, v in state["timing"].items()}
+        self.records = {
+            n: v.tolist() if n == "step" else list(v.double().numpy())
+            for n, v in state["records"].items()
+        }
+
+    def results(self, keep_weights: bool, dev: torch.device) -> list[RunResult]:
+        steps = np.asarray(self.records["step"], dtype=np.int64)
+        stacked = {n: np.stack(v, axis=1) for n, v in self.records.items() if n != "step"}
+        out = []
+        for i, c in enumerate(self.configs):
+            weights = None
+            if keep_weights:
+                weights = {n: p[i].detach().cpu().numpy() for n, p in self.params.items()}
+            metrics = {n: v[i] for n, v in stacked.items()}
+            out.append(
+                RunResult(
+                    c,
+                    steps,
+                    metrics,
+                    self.diverged_at[i],
+                    weights,
+                    dict(self.timing),
+                    provenance(dev),
+                )
+            )
+        return out
 
 
 def train_ensemble(
@@ -208,183 +287,61 @@ def train_ensemble(
         raise ValueError("deadline needs a checkpoint file to save the state it stops at")
     last = cfg.steps if until is None else min(check_int("until", until, minimum=1), cfg.steps)
     dev = resolve_device(device)
-    dtype = TORCH_DTYPES[cfg.dtype]
-    k = len(configs)
     data = data if data is not None else make_task(cfg.task, dev, cfg.dtype)
-    as_tensor = lambda values, **kw: torch.tensor(values, device=dev, **kw)  # noqa: E731
-
-    params = init_params(cfg.model, [c.seed for c in configs], dev, dtype)
-    scale_(params, as_tensor([c.init_scale for c in configs], dtype=dtype))
-    for p in params.values():
-        p.requires_grad_(True)
-    initial_norm = global_norm(params)
-    fixed = as_tensor([c.target_norm or math.nan for c in configs], dtype=dtype)
-    target = torch.where(as_tensor([c.constraint == "init" for c in configs]), initial_norm, fixed)
-    constrained = as_tensor([c.constraint != "none" for c in configs])
-    any_constrained = any(c.constraint != "none" for c in configs)
-    opt = StackedAdamW(
-        params,
-        lr=as_tensor([c.lr for c in configs], dtype=dtype),
-        weight_decay=as_tensor([c.weight_decay for c in configs], dtype=dtype),
-        betas=cfg.betas,
-        eps=cfg.eps,
-    )
-    batches = _Batches([c.seed for c in configs], data.n_train, cfg.batch_size, dev)
-    schedule = log_schedule(cfg.steps, cfg.n_log)
-    log_set = set(schedule.tolist())
-    alive = torch.ones(k, dtype=torch.bool, device=dev)
-    # A loss past sqrt(max float) has gradients whose squares overflow Adam's second moment:
-    # the run would go on silently frozen, so it counts as diverged as much as a NaN does.
-    overflow = math.sqrt(torch.finfo(dtype).max)
-    diverged_at = [None] * k
-    records: dict[str, list] = {}
-    start = 0
-    timing = {"train_seconds": 0.0, "eval_seconds": 0.0}
-
+    stack = _Stack(configs, data, dev)
     if checkpoint is not None and Path(checkpoint).exists():
-        # Tensors, lists and numbers only: nothing in a checkpoint needs unpickling code.
-        state = torch.load(checkpoint, map_location=dev, weights_only=True)
-        with torch.no_grad():
-            for name, p in params.items():
-                p.copy_(state["params"][name])
-        opt.load_state_dict(state["optimizer"])
-        alive.copy_(state["alive"])
-        diverged_at, start = state["diverged_at"], state["step"]
-        timing = {n: float(v) for n, v in state["timing"].items()}
-        records = {
-            n: v.tolist() if n == "step" else list(v.double().numpy())
-            for n, v in state["records"].items()
-        }
-
-    def log(step: int) -> None:
-        t0 = time.perf_counter()
-        train_loss, train_acc, _ = evaluate(cfg, params, data.x_train, data.y_train, data.n_classes)
-        test_loss, test_acc, groups = evaluate(
-            cfg, params, data.x_test, data.y_test, data.n_classes, data.test_groups
-        )
-        row = {
-            "train_loss": train_loss,
-            "train_acc": train_acc,
-            "test_loss": test_loss,
-            "test_acc": test_acc,
-            **{f"test_acc_{name}": acc for name, acc in groups.items()},
-            "norm": global_norm(params),
-        }
-        row.update({f"norm/{n}": v for n, v in layer_norms(params).items()})
-        records.setdefault("step", []).append(step)
-        for name, value in row.items():
-            value = torch.where(alive, value, torch.full_like(value, math.nan))
-            records.setdefault(name, []).append(value.cpu().double().numpy())
-        timing["eval_seconds"] += time.perf_counter() - t0
-
-    def save_checkpoint(step: int) -> None:
-        from omnigrok.store import atomic_torch_save
-
-        state = {
-            "params": {n: p.detach() for n, p in params.items()},
-            "optimizer": opt.state_dict(),
-            "alive": alive,
-            "diverged_at": diverged_at,
-            "records": {
-                n: torch.tensor(v) if n == "step" else torch.from_numpy(np.stack(v))
-                for n, v in records.items()
-            },
-            "step": step,
-            "timing": {**timing, "train_seconds": train_seconds()},
-        }
-        atomic_torch_save(state, Path(checkpoint))
-
-    def mark_diverged(finite: torch.Tensor, step: int) -> None:
-        newly = (alive & ~finite).nonzero().flatten().tolist()
-        for i in newly:
-            diverged_at[i] = step
-        alive.logical_and_(finite)
-
-    t_start = time.perf_counter()
-    train_before, eval_before = timing["train_seconds"], timing["eval_seconds"]
+        stack.restore(Path(checkpoint), dev)
+    batches = _Batches([c.seed for c in configs], data.n_train, cfg.batch_size, dev)
+    log_steps = set(log_schedule(cfg.steps, cfg.n_log).tolist())
+    # Training time over every segment of the run (a resumed run counts all of them).
+    clock = time.perf_counter()
+    train_before, eval_before = stack.timing["train_seconds"], stack.timing["eval_seconds"]
 
     def train_seconds() -> float:
-        """Training time over every segment of the run (a resumed run counts all of them)."""
-        segment = time.perf_counter() - t_start - (timing["eval_seconds"] - eval_before)
+        segment = time.perf_counter() - clock - (stack.timing["eval_seconds"] - eval_before)
         return train_before + segment
 
-    if start == 0 and 0 in log_set:
-        log(0)
-    bar = _progress(cfg.steps, start, progress)
-    last_checkpoint = time.perf_counter()
-    for step in range(start, last):
-        idx = batches.indices(step)
-        if idx is None:
-            x, y = data.x_train, data.y_train
-        else:
-            x, y = data.x_train[idx], data.y_train[idx]
-        losses = loss_per_run(forward(cfg.model, params, x), y, cfg.loss, data.n_classes)
-        finite = losses.detach().abs() < overflow  # False for NaN and inf too
-        if not bool((finite | ~alive).all()):
-            mark_diverged(finite, step + 1)
-        torch.where(alive, losses, torch.zeros_like(losses)).sum().backward()
-        opt.step(alive)
-        opt.zero_grad()
-        if any_constrained:
-            norms = project_to_norm_(params, target, constrained & alive)
-            finite = torch.isfinite(norms)
-            if not bool((finite | ~alive).all()):
-                mark_diverged(finite, step + 1)
-        # Unconstrained runs skip the norm pass: weights gone non-finite show up as a
-        # non-finite loss at the next step, which marks the run diverged then.
-        if step + 1 in log_set:
-            log(step + 1)
-            _show(bar, records)
+    def save() -> None:
+        atomic_torch_save(stack.state(train_seconds()), Path(checkpoint))
+
+    if stack.step == 0:
+        stack.log()
+    bar = _progress(cfg.steps, stack.step, progress)
+    last_save = time.perf_counter()
+    while stack.step < last:
+        stack.train_step(batches.indices(stack.step))
+        if stack.step in log_steps:
+            stack.log()
+            _show(bar, stack.records)
         bar.update(1)
         if on_step is not None:
-            on_step(step + 1)
-        if checkpoint is not None and time.perf_counter() - last_checkpoint > checkpoint_seconds:
-            save_checkpoint(step + 1)
-            last_checkpoint = time.perf_counter()
-        if deadline is not None and time.monotonic() > deadline and step + 1 < last:
+            on_step(stack.step)
+        if checkpoint is not None and time.perf_counter() - last_save > checkpoint_seconds:
+            save()
+            last_save = time.perf_counter()
+        if deadline is not None and time.monotonic() > deadline and stack.step < last:
             bar.close()
-            save_checkpoint(step + 1)
-            raise BudgetExhausted(step + 1, cfg.steps)
+            save()
+            raise BudgetExhausted(stack.step, cfg.steps)
     bar.close()
-    timing["train_seconds"] = train_seconds()
+    stack.timing["train_seconds"] = train_seconds()
     if last < cfg.steps:  # a partial run (``until``): curves so far, its checkpoint untouched
-        return _results(configs, records, diverged_at, None, timing, dev)
+        return stack.results(False, dev)
     if checkpoint is not None:
         # Another process training the same stack may have removed it already.
         Path(checkpoint).unlink(missing_ok=True)
-    weights = params if keep_weights else None
-    return _results(configs, records, diverged_at, weights, timing, dev)
+    return stack.results(keep_weights, dev)
 
 
-def _progress(total: int, initial: int, enabled: bool):
-    import warnings
-
-    from tqdm import TqdmWarning, tqdm
-
-    if enabled:
-        # In Jupyter without ipywidgets tqdm.auto warns and falls back to text: fine, no warning.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", TqdmWarning)
-            from tqdm.auto import tqdm
-    return tqdm(total=total, initial=initial, disable=not enabled, unit="step", mininterval=1.0)
+def _progress(total: int, initial: int, enabled: bool) -> tqdm:
+    # In Jupyter without ipywidgets tqdm.auto warns and falls back to text: fine, no warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TqdmWarning)
+        make = tqdm_auto if enabled else tqdm
+        return make(total=total, initial=initial, disable=not enabled, unit="step", mininterval=1.0)
 
 
 def _show(bar, records: dict) -> None:
     if not bar.disable:
         train, test = np.nanmean(records["train_acc"][-1]), np.nanmean(records["test_acc"][-1])
         bar.set_postfix(train_acc=f"{train:.3f}", test_acc=f"{test:.3f}", refresh=False)
-
-
-def _results(configs, records, diverged_at, params, timing, device) -> list[RunResult]:
-    steps = np.asarray(records["step"], dtype=np.int64)
-    stacked = {n: np.stack(v, axis=1) for n, v in records.items() if n != "step"}
-    results = []
-    for i, c in enumerate(configs):
-        weights = None
-        if params is not None:
-            weights = {n: p[i].detach().cpu().numpy() for n, p in params.items()}
-        metrics = {n: v[i] for n, v in stacked.items()}
-        results.append(
-            RunResult(c, steps, metrics, diverged_at[i], weights, dict(timing), provenance(device))
-        )
-    return results

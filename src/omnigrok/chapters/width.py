@@ -12,19 +12,16 @@ Width 200 is claim 1's own runs (the same configs, so the same stored results).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from omnigrok.claims import goldilocks
+from omnigrok import profiles
+from omnigrok.chapters import base, goldilocks
+from omnigrok.chapters.base import Chapter, fetch
 from omnigrok.config import MLPSpec, RunConfig
 from omnigrok.metrics import refined_minimum
-
-WIDTHS = {
-    "smoke": (50, 100, 200),
-    "quick": (50, 100, 200, 400),
-    "paper": (50, 100, 200, 400, 800),
-}
+from omnigrok.plots import PALETTE, title
 
 # How w_c's growth exponent is compared with w0's: the same when they differ by at most
 # EXPONENT_TOLERANCE or by at most SEM_FACTOR standard errors of the seeds' exponents (stated
@@ -35,26 +32,38 @@ SEM_FACTOR = 2.0
 
 
 @dataclass(frozen=True)
-class Setup:
-    landscape: goldilocks.Setup  # claim 1's setup: profile, seeds, α grid, device, MNIST base
-    widths: tuple[int, ...]
+class Setup(base.Setup):
+    """Claim 1's MNIST landscape for each hidden width of the profile (``profiles.WIDTHS``)."""
 
-    def configs(self, width: int) -> list[RunConfig]:
+    chapter = "width"
+    landscape: goldilocks.Setup = field(init=False)  # claim 1's: α grid, MNIST base
+    widths: tuple[int, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._set("landscape", goldilocks.Setup(self.profile, self.seeds, self.device))
+        self._set("widths", profiles.WIDTHS[self.profile])
+
+    def width_configs(self, width: int) -> list[RunConfig]:
         """The MNIST landscape runs with hidden width ``width``, α-major as claim 1's."""
-        base = self.landscape.bases["mnist"]
-        spec = MLPSpec((base.model.widths[0], width, width, base.model.widths[-1]))
-        return [c.replace(model=spec) for c in self.landscape.configs("mnist")]
+        mnist = self.landscape.bases["mnist"]
+        spec = MLPSpec((mnist.model.widths[0], width, width, mnist.model.widths[-1]))
+        return self.landscape.task_configs("mnist", mnist.replace(model=spec))
+
+    def configs(self) -> list[RunConfig]:
+        return [c for width in self.widths for c in self.width_configs(width)]
 
 
-def setup(profile: str = "quick", seeds=None, device: str = "auto") -> Setup:
-    """Claim 1's MNIST landscape for each width of the profile (``WIDTHS``)."""
-    land = goldilocks.setup(profile, seeds, device)
-    return Setup(land, WIDTHS[land.profile])
+setup = Setup
 
 
 def run(s: Setup, progress: bool = True) -> dict[int, goldilocks.Landscape]:
-    """Train (or load) each width's landscape."""
-    return {w: goldilocks.landscape(s.landscape, "mnist", s.configs(w), progress) for w in s.widths}
+    """Train (or load) each width's landscape, every width in one sweep."""
+    found = fetch(s.configs(), s.device, progress)
+    return {
+        w: goldilocks.landscape(s.landscape, "mnist", [found[c] for c in s.width_configs(w)])
+        for w in s.widths
+    }
 
 
 @dataclass(frozen=True)
@@ -135,8 +144,6 @@ def figure(lands: dict[int, goldilocks.Landscape], sc: Scaling, profile: str):
     Right: w_c and w0 against width (log-log), a point per seed, with the fitted lines."""
     import matplotlib.pyplot as plt
 
-    from omnigrok.plots import PALETTE, title
-
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
     for i, width in enumerate(sorted(lands)):
         land, color = lands[width], PALETTE[i % len(PALETTE)]
@@ -162,3 +169,17 @@ def figure(lands: dict[int, goldilocks.Landscape], sc: Scaling, profile: str):
     title(right, "MNIST 784-w-w-10: w_c and init norm vs width", profile, n_seeds)
     fig.tight_layout()
     return fig
+
+
+def _numbers(lands: dict[int, goldilocks.Landscape]) -> dict[str, str]:
+    return numbers(scaling(lands))
+
+
+CHAPTER = Chapter(
+    "width",
+    "Bigger models, bigger inits? w_c against width",
+    Setup,
+    run,
+    _numbers,
+    parts=("width",),
+)

@@ -8,11 +8,13 @@ best norm w_c for generalization. Measured on MNIST (N = 1000) and teacher-stude
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from omnigrok.claims.common import fetch, final, resolve
+from omnigrok import profiles, tasks
+from omnigrok.chapters import base
+from omnigrok.chapters.base import Chapter, fetch, final
 from omnigrok.config import RunConfig, TaskSpec
 from omnigrok.metrics import (
     Edge,
@@ -23,61 +25,51 @@ from omnigrok.metrics import (
     spread,
     upper_edge,
 )
-from omnigrok.presets import mnist_run, teacher_student_run
+from omnigrok.plots import PALETTE, band, title
+from omnigrok.store import RunResult
+from omnigrok.tasks import mnist_run, teacher_student_run
 from omnigrok.verdict import Verdict, judge
 
 TASKS = ("mnist", "teacher_student")
-TASK_LABELS = {"mnist": "MNIST (N=1000)", "teacher_student": "teacher-student"}
-
-# Per profile: grid size over α in [0.1, 10], steps per task, MNIST batch and test images
-# (0 = all 10k). ``paper`` is the official landscape notebook's MNIST setting: α =
-# 10^linspace(-1, 1, 21), 1e4 steps at batch 100, a 2000-image test subset. That notebook
-# reports the *best* test loss seen during training; we report the final one (a minimum over
-# the test curve selects on test data), and the chapter's setup table shows both choices.
-PROFILES = {
-    "smoke": dict(
-        n_alpha=11, mnist_steps=150, mnist_batch=200, teacher_steps=400, n_test=500, n_log=10
-    ),
-    "quick": dict(
-        n_alpha=11, mnist_steps=2000, mnist_batch=200, teacher_steps=5000, n_test=2000, n_log=40
-    ),
-    "paper": dict(
-        n_alpha=21, mnist_steps=10000, mnist_batch=100, teacher_steps=20000, n_test=2000, n_log=100
-    ),
-}
 
 
 @dataclass(frozen=True)
-class Setup:
-    profile: str
-    seeds: tuple[int, ...]
-    alphas: tuple[float, ...]
-    device: str
-    bases: dict  # task -> base RunConfig (α and seed vary)
+class Setup(base.Setup):
+    """The reduced-landscape runs of a profile: norm held at α·w0, weight decay 0, α on the
+    profile's log grid from 0.1 to 10 (``profiles.LANDSCAPE``)."""
 
-    def configs(self, task: str) -> list[RunConfig]:
-        """Runs of ``task``, α-major: ``[α0 seeds..., α1 seeds..., ...]``."""
-        return [
-            self.bases[task].replace(init_scale=a, seed=s) for a in self.alphas for s in self.seeds
-        ]
+    chapter = "claim1"
+    alphas: tuple[float, ...] = field(init=False)
+    bases: dict = field(init=False)  # task -> base RunConfig (α and seed vary)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        p = profiles.LANDSCAPE[self.profile]
+        alphas = tuple(float(a) for a in np.round(np.geomspace(0.1, 10, p["n_alpha"]), 4))
+        held = dict(constraint="init", weight_decay=0.0, n_log=p["n_log"])
+        bases = {
+            "mnist": mnist_run(
+                task=TaskSpec("mnist", n_train=1000, n_test=p["n_test"]),
+                steps=p["mnist_steps"],
+                batch_size=p["mnist_batch"],
+                **held,
+            ),
+            "teacher_student": teacher_student_run(steps=p["teacher_steps"], **held),
+        }
+        self._set("alphas", alphas)
+        self._set("bases", bases)
+
+    def task_configs(self, task: str, base: RunConfig | None = None) -> list[RunConfig]:
+        """Runs of ``task`` (on ``base``, default the task's), α-major: ``[α0 seeds..., α1
+        seeds..., ...]``."""
+        base = base or self.bases[task]
+        return [base.replace(init_scale=a, seed=s) for a in self.alphas for s in self.seeds]
+
+    def configs(self) -> list[RunConfig]:
+        return [c for task in TASKS for c in self.task_configs(task)]
 
 
-def setup(profile: str = "quick", seeds=None, device: str = "auto") -> Setup:
-    """The reduced-landscape runs of a profile: norm held at α·w0, weight decay 0."""
-    profile, seeds, device = resolve(profile, seeds, device)
-    p = PROFILES[profile]
-    alphas = tuple(float(a) for a in np.round(np.geomspace(0.1, 10, p["n_alpha"]), 4))
-    held = dict(constraint="init", weight_decay=0.0, n_log=p["n_log"])
-    bases = {
-        "mnist": mnist_run(
-            task=TaskSpec("mnist", n_train=1000, n_test=p["n_test"]),
-            steps=p["mnist_steps"],
-            batch_size=p["mnist_batch"],
-            **held,
-        ),
-        "teacher_student": teacher_student_run(steps=p["teacher_steps"], **held),
-    }
-    return Setup(profile, tuple(seeds), alphas, device, bases)
+setup = Setup
 
 
 @dataclass(frozen=True)
@@ -123,9 +115,9 @@ class Landscape:
         return [refine_minimum(n, t) for n, t in zip(self.norm, self.test_loss, strict=True)]
 
 
-def landscape(s: Setup, task: str, configs: list[RunConfig], progress: bool) -> Landscape:
-    """Train (or load) ``configs``, α-major over ``s``'s grid and seeds, as a landscape."""
-    results = fetch(configs, s.device, progress)
+def landscape(s: Setup, task: str, results: list[RunResult]) -> Landscape:
+    """``task``'s runs, α-major over ``s``'s grid and seeds (``Setup.task_configs``), as a
+    landscape."""
     n_a, n_s = len(s.alphas), len(s.seeds)
     grids = {
         m: final(results, m).reshape(n_a, n_s).T
@@ -134,9 +126,14 @@ def landscape(s: Setup, task: str, configs: list[RunConfig], progress: bool) -> 
     return Landscape(task, np.array(s.alphas), **grids)
 
 
+def landscapes(s: Setup, found: dict[RunConfig, RunResult]) -> dict[str, Landscape]:
+    """Both tasks' landscapes from results found by their configs."""
+    return {t: landscape(s, t, [found[c] for c in s.task_configs(t)]) for t in TASKS}
+
+
 def run(s: Setup, progress: bool = True) -> dict[str, Landscape]:
     """Train (or load) both tasks' grids; return their landscapes."""
-    return {task: landscape(s, task, s.configs(task), progress) for task in TASKS}
+    return landscapes(s, fetch(s.configs(), s.device, progress))
 
 
 # The LU shape, in numbers (paper Sec. 2, Fig. 1-2). L: small norms underfit, every norm from
@@ -216,7 +213,7 @@ def u_check(land: Landscape) -> tuple[bool, str]:
 
 def shape_checks(land: Landscape) -> dict[str, tuple[bool, str]]:
     """The L and U checks of one task's landscape (``l_check``, ``u_check``)."""
-    label = TASK_LABELS[land.task]
+    label = label_of(land.task)
     return {
         f"{label}: train loss L-shaped": l_check(land),
         f"{label}: test loss U-shaped": u_check(land),
@@ -256,24 +253,14 @@ def verdict(lands: dict[str, Landscape]) -> Verdict:
     return judge("1. Goldilocks zone", CRITERION, checks)
 
 
-def landscape_of(task: str, profile: str = "quick", seeds=None, device: str = "auto") -> Landscape:
-    """The reduced landscape of ``task`` for a profile (claims 2 and 3 use MNIST's), from the
-    store (trained if missing)."""
-    return run(setup(profile, seeds, device), progress=False)[task]
-
-
-def goldilocks_norm_of(
-    task: str, profile: str = "quick", seeds=None, device: str = "auto"
-) -> float:
-    """w_c of ``task`` for a profile: the held norm with the lowest mean test loss."""
-    return landscape_of(task, profile, seeds, device).goldilocks().w_c
+def label_of(task: str) -> str:
+    """The task's label in the paper's setting (MNIST: N = 1000)."""
+    return tasks.get(task).label(tasks.preset(task).task)
 
 
 def figure(lands: dict[str, Landscape], profile: str):
     """Train and test loss against the held norm (log-log), one panel per task."""
     import matplotlib.pyplot as plt
-
-    from omnigrok.plots import PALETTE, band, title
 
     fig, axes = plt.subplots(1, len(lands), figsize=(5.2 * len(lands), 3.8))
     for ax, (task, land) in zip(np.atleast_1d(axes), lands.items(), strict=True):
@@ -288,7 +275,25 @@ def figure(lands: dict[str, Landscape], profile: str):
             xlabel="weight norm w (held fixed; log axis)",
             ylabel="final loss",
         )
-        title(ax, f"{TASK_LABELS[task]}: reduced landscape", profile, land.norm.shape[0])
+        title(ax, f"{label_of(task)}: reduced landscape", profile, land.norm.shape[0])
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def headline(lands: dict[str, Landscape]) -> str:
+    g = numbers(lands)
+    return f"w_c MNIST {g['mnist_w_c_seeds']}; teacher-student {g['teacher_student_w_c_seeds']}"
+
+
+CHAPTER = Chapter(
+    "claim1",
+    "Claim 1: the Goldilocks zone",
+    Setup,
+    run,
+    numbers,
+    verdict,
+    parts=("claim1",),
+    claim="Goldilocks zone: train loss L, test loss U in the held norm",
+    headline=headline,
+)

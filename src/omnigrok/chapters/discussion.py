@@ -1,6 +1,6 @@
 """Numbers for the discussion page: the skeptics' points, answered from runs where we can.
 
-Besides the claims' own outcomes (``omnigrok.dashboard``), one question needs no training:
+Besides the claims' own outcomes (``omnigrok.chapters.dashboard``), one question needs no training:
 "bigger models may need bigger inits". The norm of PyTorch's default init grows with width,
 so the same α means a different starting norm for a different model; ``init_norm_by_width``
 measures how much.
@@ -13,9 +13,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from omnigrok.config import MLPSpec
-from omnigrok.models import init_params
+from omnigrok.models import MLPSpec, init_params
 from omnigrok.norms import global_norm
+from omnigrok.plots import PALETTE
 
 
 def init_norm_by_width(
@@ -33,8 +33,6 @@ def init_norm_by_width(
 def figure_init_norms(norms: dict[int, np.ndarray], w_c: float | None = None):
     """Init norm against width (log-log), a point per seed; optionally the measured w_c."""
     import matplotlib.pyplot as plt
-
-    from omnigrok.plots import PALETTE
 
     fig, ax = plt.subplots(figsize=(5, 3.6))
     for w, values in norms.items():

@@ -14,16 +14,19 @@ over α and γ tests the estimate.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from omnigrok.claims.common import fetch, resolve
-from omnigrok.claims.goldilocks import landscape_of
-from omnigrok.config import RunConfig, TaskSpec, check_float
+from omnigrok import profiles
+from omnigrok.chapters import base, goldilocks
+from omnigrok.chapters.base import Chapter, fetch
+from omnigrok.checks import check_float
+from omnigrok.config import RunConfig, TaskSpec
 from omnigrok.metrics import PERSIST, Edge, first_step_reaching, spread
-from omnigrok.presets import mnist_run
-from omnigrok.train import RunResult
+from omnigrok.plots import PALETTE, plot_seeds, title
+from omnigrok.store import RunResult
+from omnigrok.tasks import mnist_run
 from omnigrok.verdict import Verdict, judge
 
 MEMORIZED = 0.99  # train accuracy that counts as memorization
@@ -42,25 +45,46 @@ EDGE_FACTOR = 1.5
 # an order-of-magnitude estimate: measured within this factor of it, at every run of the sweep.
 DELAY_FACTOR = 2.0
 
-# The paper: 1e5 steps at γ = 0.01 (lr·γ·steps = 1). Decay alone cannot be compressed: the
-# memorization phase takes ~2e3 steps whatever γ is, so the quick profile keeps 1e4 steps with
-# a 20x larger γ (lr·γ·steps = 2: enough for the slowest run of its sweep to generalize).
-PROFILES = {
-    "smoke": dict(steps=250, weight_decay=4.0, n_test=500, n_log=60),
-    "quick": dict(steps=10_000, weight_decay=0.2, n_test=2000, n_log=150),
-    "paper": dict(steps=100_000, weight_decay=0.01, n_test=0, n_log=250),
-}
 SWEEP_FACTOR = 2**0.5  # the delay sweep: α and γ each divided and multiplied by this
 
 
 @dataclass(frozen=True)
-class Setup:
-    profile: str
-    seeds: tuple[int, ...]
-    device: str
-    base: RunConfig  # the headline run: α and γ as asked
-    alphas: tuple[float, ...]  # delay sweep over α at the base γ
-    weight_decays: tuple[float, ...]  # and over γ at the base α
+class Setup(base.Setup):
+    """The headline run (α = ``init_scale``, γ = ``weight_decay``; None: the profile's,
+    ``profiles.LARGE_INIT``), its delay sweep, and claim 1's MNIST landscape, whose zone edge
+    the norm is compared with. ``base``: a whole base run instead (its α and γ are used)."""
+
+    chapter = "claim2"
+    init_scale: float = 8.0
+    weight_decay: float | None = None
+    base: RunConfig | None = None  # the headline run: α and γ as asked
+    alphas: tuple[float, ...] = field(init=False)  # delay sweep over α at the base γ
+    weight_decays: tuple[float, ...] = field(init=False)  # and over γ at the base α
+    landscape: goldilocks.Setup = field(init=False)  # claim 1's runs, for w_c and w_edge
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        p = profiles.LARGE_INIT[self.profile]
+        if self.base is None:
+            gamma = p["weight_decay"] if self.weight_decay is None else self.weight_decay
+            self._set(
+                "base",
+                mnist_run(
+                    task=TaskSpec("mnist", n_train=1000, n_test=p["n_test"]),
+                    steps=p["steps"],
+                    weight_decay=check_float("weight_decay", gamma, positive=True),
+                    init_scale=check_float("init_scale", self.init_scale, positive=True),
+                    n_log=p["n_log"],
+                ),
+            )
+        # Claim 2 needs decay: without it the norm never walks to the zone.
+        gamma = check_float("weight_decay", self.base.weight_decay, positive=True)
+        alpha = self.base.init_scale
+        self._set("init_scale", alpha)
+        self._set("weight_decay", gamma)
+        self._set("alphas", tuple(alpha * SWEEP_FACTOR**i for i in (-1, 0, 1)))
+        self._set("weight_decays", tuple(gamma * SWEEP_FACTOR**i for i in (-1, 0, 1)))
+        self._set("landscape", goldilocks.Setup(self.profile, self.seeds, self.device))
 
     def main(self) -> list[RunConfig]:
         return [self.base.replace(seed=s) for s in self.seeds]
@@ -77,34 +101,11 @@ class Setup:
             for s in self.seeds
         ]
 
+    def configs(self) -> list[RunConfig]:
+        return self.landscape.task_configs("mnist") + self.sweep()
 
-def setup(
-    profile: str = "quick",
-    seeds=None,
-    device: str = "auto",
-    init_scale: float = 8.0,
-    weight_decay=None,
-) -> Setup:
-    profile, seeds, device = resolve(profile, seeds, device)
-    p = PROFILES[profile]
-    init_scale = check_float("init_scale", init_scale, positive=True)
-    gamma = p["weight_decay"] if weight_decay is None else weight_decay
-    gamma = check_float("weight_decay", gamma, positive=True)
-    base = mnist_run(
-        task=TaskSpec("mnist", n_train=1000, n_test=p["n_test"]),
-        steps=p["steps"],
-        weight_decay=gamma,
-        init_scale=init_scale,
-        n_log=p["n_log"],
-    )
-    return Setup(
-        profile,
-        tuple(seeds),
-        device,
-        base,
-        alphas=tuple(init_scale * SWEEP_FACTOR**i for i in (-1, 0, 1)),
-        weight_decays=tuple(gamma * SWEEP_FACTOR**i for i in (-1, 0, 1)),
-    )
+
+setup = Setup
 
 
 @dataclass(frozen=True)
@@ -123,9 +124,11 @@ class Outcome:
 
 
 def run(s: Setup, progress: bool = True) -> Outcome:
-    land = landscape_of("mnist", s.profile, list(s.seeds), s.device)
-    sweep = fetch(s.sweep(), s.device, progress)
-    main = [r for r in sweep if r.config in set(s.main())]
+    found = fetch(s.configs(), s.device, progress)
+    land_runs = [found[c] for c in s.landscape.task_configs("mnist")]
+    land = goldilocks.landscape(s.landscape, "mnist", land_runs)
+    sweep = [found[c] for c in s.sweep()]
+    main = [found[c] for c in s.main()]
     edge = land.zone_edge(GENERALIZED)
     return Outcome(s, land.goldilocks().w_c, edge.value, main, sweep, edge)
 
@@ -301,8 +304,6 @@ def figure_curves(o: Outcome, axis: str = "log"):
     """Accuracy and norm over steps, one line per seed, w_c drawn on the norm panel."""
     import matplotlib.pyplot as plt
 
-    from omnigrok.plots import PALETTE, plot_seeds
-
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
     plot_seeds(ax1, o.main, "train_acc", axis, PALETTE[0], "train")
     plot_seeds(ax1, o.main, "test_acc", axis, PALETTE[1], "test")
@@ -326,8 +327,6 @@ def figure_curves(o: Outcome, axis: str = "log"):
 def figure_delays(o: Outcome):
     """Measured steps to generalize against the estimate ln(w0/w_edge)/(lr γ), a point per seed."""
     import matplotlib.pyplot as plt
-
-    from omnigrok.plots import PALETTE, title
 
     fig, ax = plt.subplots(figsize=(4.8, 4))
     base = o.setup.base
@@ -358,3 +357,25 @@ def figure_delays(o: Outcome):
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def headline(o: Outcome) -> str:
+    li = numbers(o)
+    return (
+        f"memorized at step {li['step_memorized']}; generalized at {li['step_generalized']}; "
+        f"norm then {li['norm_at_generalization']} vs the Goldilocks zone's edge "
+        f"{li['w_edge']} (w_c {li['w_c']})"
+    )
+
+
+CHAPTER = Chapter(
+    "claim2",
+    "Claim 2: large-init grokking on MNIST",
+    Setup,
+    run,
+    numbers,
+    verdict,
+    parts=("claim1", "claim2"),
+    claim="Large init (α=8) on MNIST: memorize, then generalize as w walks into the zone",
+    headline=headline,
+)

@@ -1,0 +1,35 @@
+"""The book's chapters, one module each, all of one shape (``omnigrok.chapters.base``):
+``Setup`` (checked parameters, trains nothing) -> ``configs`` -> ``run`` (one sweep) ->
+``numbers`` -> ``verdict`` -> figures.
+
+``goldilocks`` (claim 1), ``large_init`` (claim 2), ``constraint`` (claim 3), ``axes``
+(claim 4) and ``width`` (the discussion's width question) are chapters; ``dashboard`` and
+``discussion`` read their outcomes, and ``cost`` counts their runs.
+"""
+
+from omnigrok.chapters import axes, constraint, goldilocks, large_init, width
+from omnigrok.chapters.base import Chapter
+
+CHAPTERS: tuple[Chapter, ...] = tuple(
+    m.CHAPTER for m in (goldilocks, large_init, constraint, axes, width)
+)
+
+
+def chapter(name: str) -> Chapter:
+    """The chapter called ``name`` (``claim1`` ... ``claim4``, ``width``)."""
+    for c in CHAPTERS:
+        if c.name == name:
+            return c
+    raise ValueError(f"chapter must be one of {', '.join(c.name for c in CHAPTERS)}, got {name!r}")
+
+
+__all__ = [
+    "CHAPTERS",
+    "Chapter",
+    "axes",
+    "chapter",
+    "constraint",
+    "goldilocks",
+    "large_init",
+    "width",
+]

@@ -1,0 +1,98 @@
+"""The protocol every chapter follows: setup -> configs -> run -> numbers -> verdict -> figures.
+
+A chapter is a module of ``omnigrok.chapters`` holding:
+
+* ``Setup``: a frozen record of the chapter's parameters (profile, seeds, device and its own),
+  checked when it is constructed (the one place a notebook's or the CLI's parameters are
+  checked) and training nothing; ``Setup.configs()`` lists every run it needs;
+* ``run(setup)``: the results, through one ``run_sweep`` call (stored runs load, missing ones
+  train as stacks of one shape);
+* ``numbers(outcome)`` for the prose, ``verdict(outcome)`` against a stated criterion
+  (claims only), and ``figure*`` functions;
+* ``CHAPTER``: a ``Chapter`` naming all of that for the dashboard, the book's cost, the
+  archive and the tests, which loop over ``omnigrok.chapters.CHAPTERS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from omnigrok import profiles
+from omnigrok.checks import check_device, check_profile, parse_seeds
+from omnigrok.config import RunConfig
+from omnigrok.store import ResultStore, RunResult
+from omnigrok.sweep import run_sweep
+from omnigrok.tasks import modadd_run
+from omnigrok.verdict import Verdict
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What every chapter's setup holds: a checked profile, seeds (None: the profile's
+    default for the chapter, from 0) and device. Subclasses add their own parameters and
+    derive their runs in ``__post_init__`` (calling this one first)."""
+
+    profile: str = "quick"
+    seeds: Any = None
+    device: str = "auto"
+
+    chapter = ""  # which chapter's default seeds (profiles.CHAPTER_SEEDS)
+
+    def __post_init__(self) -> None:
+        self._set("profile", check_profile(self.profile))
+        chosen = profiles.seeds(self.profile, self.chapter) if self.seeds is None else self.seeds
+        self._set("seeds", tuple(parse_seeds(chosen)))
+        self._set("device", check_device(self.device))
+
+    def _set(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+
+    def configs(self) -> list[RunConfig]:
+        """Every run this setup needs (that can be listed before any training)."""
+        raise NotImplementedError
+
+    def planned(self) -> list[RunConfig]:
+        """Every run the chapter will train, for counting its cost: ``configs()``, plus runs
+        whose values wait on other runs, with a stand-in value (claim 3)."""
+        return self.configs()
+
+
+def modadd_base(profile: str, init_scale: float = 1.0) -> RunConfig:
+    """The profile's unconstrained modular-addition run (weight decay 1, as Nanda et al.),
+    shared by claims 3 and 4 so that their unconstrained runs are the same stored runs."""
+    return modadd_run(**profiles.MODADD[profile], init_scale=init_scale)
+
+
+def fetch(
+    configs: Sequence[RunConfig], device: str, progress: bool, store: ResultStore | None = None
+) -> dict[RunConfig, RunResult]:
+    """Results of ``configs`` from the store, training the missing ones: one ``run_sweep``."""
+    results = run_sweep(configs, store=store, device=device, progress=progress)
+    return dict(zip(configs, results, strict=True))
+
+
+def final(results: Sequence[RunResult], metric: str) -> np.ndarray:
+    """Each run's last logged value of ``metric``."""
+    return np.array([r[metric][-1] for r in results])
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """One chapter, as the dashboard, the cost page, the archive and the tests see it.
+
+    ``parts``: the archive parts its pages read (``omnigrok.archive``); ``verdict`` is None
+    for chapters that judge no claim of the paper."""
+
+    name: str
+    title: str
+    setup: Callable[..., Setup]
+    run: Callable[..., Any]
+    numbers: Callable[[Any], dict[str, str]]
+    verdict: Callable[[Any], Verdict] | None = None
+    parts: tuple[str, ...] = ()
+    claim: str = ""  # the claim in one line (the dashboard's row)
+    headline: Callable[[Any], str] | None = None  # the measured numbers behind it, in one line

@@ -1,0 +1,54 @@
+"""MNIST (paper Sec. 3.1, Fig. 1 and 6): the first ``n_train`` training images, all 10k test
+images (``n_test`` > 0 keeps the first ``n_test``), pixels in [0, 1], flattened for the MLP;
+labels as classes, MSE on one-hot targets in the paper."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from omnigrok.config import RunConfig, TaskSpec
+from omnigrok.mnist import load_mnist
+from omnigrok.models.mlp import MLPSpec
+from omnigrok.task import Task, register
+
+
+class Mnist(Task):
+    name = "mnist"
+    fields = ("n_train", "n_test")
+
+    def label(self, spec: TaskSpec) -> str:
+        return f"MNIST (N={spec.n_train})"
+
+    def n_classes(self, spec: TaskSpec) -> int:
+        return 10
+
+    def io_widths(self, spec: TaskSpec) -> tuple[int, int]:
+        return 784, 10
+
+    def arrays(self, spec: TaskSpec) -> tuple[np.ndarray, ...]:
+        x_train, y_train, x_test, y_test = load_mnist(spec.n_train)
+        if spec.n_test:
+            x_test, y_test = x_test[: spec.n_test], y_test[: spec.n_test]
+        flat = lambda x: x.reshape(len(x), -1).astype(np.float64) / 255.0  # noqa: E731
+        return flat(x_train), y_train.astype(np.int64), flat(x_test), y_test.astype(np.int64)
+
+    def preset(self, n_train: int = 1000, **overrides: Any) -> RunConfig:
+        """The paper's run (Sec. 3.1): first 1000 training images, depth-3 width-200 ReLU MLP,
+        MSE on one-hot targets, AdamW lr 1e-3, weight decay 0.01, batch 200, 1e5 steps, α = 8."""
+        base = dict(
+            task=TaskSpec("mnist", n_train=n_train),
+            model=MLPSpec((784, 200, 200, 10), "relu"),
+            steps=100_000,
+            batch_size=200,
+            loss="mse",
+            lr=1e-3,
+            weight_decay=0.01,
+            init_scale=8.0,
+        )
+        return RunConfig(**{**base, **overrides})
+
+
+TASK = register(Mnist())
+mnist_run = TASK.preset
