@@ -1,4 +1,5 @@
-"""Repository habits, enforced: ruff lint and format, notebooks committed without outputs."""
+"""Repository habits, enforced: ruff lint and format (one ruff version for pip and pre-commit),
+notebooks committed without outputs."""
 
 import json
 import shutil
@@ -7,6 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    tomllib = pytest.importorskip("tomli")
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,3 +40,13 @@ def test_notebook_is_committed_without_outputs(path):
         if cell["cell_type"] == "code":
             assert not cell.get("outputs"), f"{path.name}: a code cell has outputs"
             assert cell.get("execution_count") is None, f"{path.name}: execution counts committed"
+
+
+def test_ruff_pin_matches_the_pre_commit_hook():
+    """``pip install -e '.[test]'`` and pre-commit run the same ruff, so a file that one formats
+    the other does not reformat."""
+    hooks = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())
+    (hook,) = [r for r in hooks["repos"] if r["repo"].endswith("/ruff-pre-commit")]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = [d for d in project["optional-dependencies"]["test"] if d.startswith("ruff")]
+    assert pins == [f"ruff=={hook['rev'].removeprefix('v')}"]
