@@ -2,6 +2,7 @@
 notebooks committed without outputs."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -50,3 +51,26 @@ def test_ruff_pin_matches_the_pre_commit_hook():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     pins = [d for d in project["optional-dependencies"]["test"] if d.startswith("ruff")]
     assert pins == [f"ruff=={hook['rev'].removeprefix('v')}"]
+
+
+def _section(text: str, heading: str) -> str:
+    """The README text under ``heading`` up to the next heading of the same or a higher level."""
+    level = heading.split()[0]
+    start = text.index(f"\n{heading}\n") + len(heading) + 2
+    ends = [text.find(f"\n{'#' * n} ", start) for n in range(1, len(level) + 1)]
+    return text[start : min([e for e in ends if e != -1] or [len(text)])]
+
+
+def test_readme_install_names_the_cpu_wheels_and_real_extras():
+    readme = (ROOT / "README.md").read_text()
+    run_it = _section(readme, "## Run it")
+    install = _section(run_it, "### Install")
+    assert "pip install torch --index-url https://download.pytorch.org/whl/cpu" in install
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = extras["optional-dependencies"]
+    asked = re.findall(r"pip install -e '\.\[([\w,]+)\]'", run_it)
+    assert len(asked) >= 3  # the quick start, CPU only, GPU
+    for names in asked:
+        assert set(names.split(",")) <= set(extras), f"README installs unknown extras [{names}]"
+    # Offline machines still learn to install torch from a local wheel first.
+    assert "install torch first from your local wheel" in run_it
