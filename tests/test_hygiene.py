@@ -1,5 +1,5 @@
 """Repository habits, enforced: ruff lint and format (one ruff version for pip and pre-commit),
-notebooks committed without outputs."""
+notebooks committed without outputs, one repository URL and release tag everywhere."""
 
 import json
 import re
@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+import omnigrok
 
 try:
     import tomllib
@@ -74,3 +76,36 @@ def test_readme_install_names_the_cpu_wheels_and_real_extras():
         assert set(names.split(",")) <= set(extras), f"README installs unknown extras [{names}]"
     # Offline machines still learn to install torch from a local wheel first.
     assert "install torch first from your local wheel" in run_it
+
+
+# -- one repository URL, one release tag --------------------------------------------------------
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def _colab_badge(notebook: str) -> str:
+    path = omnigrok.REPOSITORY.removeprefix("https://github.com/")
+    return (
+        "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+        f"(https://colab.research.google.com/github/{path}/blob/main/notebooks/{notebook}.ipynb)"
+    )
+
+
+def test_repository_url_is_the_same_everywhere():
+    urls = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]
+    assert urls["Repository"] == urls["Homepage"] == omnigrok.REPOSITORY
+    citation = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert citation["repository-code"] == omnigrok.REPOSITORY
+    assert _colab_badge("claim1") in (ROOT / "README.md").read_text()
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_colab_badge_and_install_pin(path):
+    cells = json.loads(path.read_text())["cells"]
+    first_markdown = next(c for c in cells if c["cell_type"] == "markdown")
+    assert _colab_badge(path.stem) in "".join(first_markdown["source"]).splitlines()
+    (install,) = [c for c in cells if "".join(c["source"]).startswith("# On Colab only")]
+    assert "remove-cell" in install["metadata"].get("tags", [])
+    # Colab installs the release this notebook belongs to, not whatever main is by then.
+    pins = re.findall(r"git\+(\S+?)@v([^\"'\s]+)", "".join(install["source"]))
+    assert pins == [(omnigrok.REPOSITORY, omnigrok.__version__)]
