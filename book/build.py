@@ -118,6 +118,25 @@ def hide_parameters(notebook: Path) -> None:
     notebook.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 
+COLAB_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
+
+
+def drop_colab_badge(notebook: Path) -> None:
+    """Remove the "Open in Colab" badge line from the page's markdown: the book loads nothing
+    from the network (the badge is a remote image) and has no launch buttons; each chapter shows
+    its plain ``colab_link`` instead. The source notebooks keep the badge for GitHub readers."""
+    nb = json.loads(notebook.read_text())
+    for cell in nb["cells"]:
+        lines = "".join(cell["source"]).splitlines(keepends=True)
+        if cell["cell_type"] != "markdown" or not any(COLAB_BADGE in ln for ln in lines):
+            continue
+        i = next(i for i, ln in enumerate(lines) if COLAB_BADGE in ln)
+        # The blank line after the badge goes too, so the title is followed by one blank line.
+        end = i + 2 if i + 1 < len(lines) and not lines[i + 1].strip() else i + 1
+        cell["source"] = lines[:i] + lines[end:]
+    notebook.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+
+
 def execute(names: list[str], notebooks: Path, profile: str) -> tuple[dict[str, float], list[Path]]:
     """Run each notebook through papermill; return seconds per notebook and the failed outputs.
 
@@ -142,6 +161,7 @@ def execute(names: list[str], notebooks: Path, profile: str) -> tuple[dict[str, 
                 progress_bar=False,
             )
             hide_parameters(output)
+            drop_colab_badge(output)
         except PapermillExecutionError as error:
             failed.append(output)
             print(f"FAILED {name}: {error.ename}: {error.evalue}; see {output}", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import io
 import json
@@ -251,8 +252,15 @@ def test_every_cli_flag_has_help_and_the_cli_has_a_version(capsys):
     with pytest.raises(SystemExit):
         parser.parse_args(["--version"])
     assert capsys.readouterr().out.strip() == f"omnigrok {omnigrok.__version__}"
-    subparsers = next(a for a in parser._actions if a.dest == "command").choices
-    for name, sub in subparsers.items():
-        for action in sub._actions:
-            if action.dest != "help":
-                assert action.help, f"{name} {action.option_strings} has no help"
+    # Walk nested subcommands too (``results list``, ``results export``).
+    todo = [("omnigrok", parser)]
+    checked = []
+    while todo:
+        name, p = todo.pop()
+        checked.append(name)
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                todo += [(f"{name} {n}", sub) for n, sub in action.choices.items()]
+            if action.dest != "help" and name != "omnigrok":
+                assert action.help, f"{name} {action.option_strings or action.dest} has no help"
+    assert {"omnigrok results list", "omnigrok results export"} <= set(checked)

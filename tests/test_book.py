@@ -248,3 +248,19 @@ def test_paper_build_stops_before_executing_when_the_archive_lacks_runs(tmp_path
     assert build.returncode == 1
     assert "python -m omnigrok archive --profile paper" in build.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_book_pages_drop_the_colab_badge(tmp_path: Path) -> None:
+    """The source notebook shows a Colab badge (a remote image); the book's copy does not, and
+    keeps its title and everything else."""
+    source = REPO / "notebooks" / "claim1.ipynb"
+    page = tmp_path / "claim1.ipynb"
+    shutil.copy(source, page)
+    book_build.drop_colab_badge(page)
+    before, after = (json.loads(p.read_text())["cells"] for p in (source, page))
+    assert book_build.COLAB_BADGE in "".join(before[0]["source"])
+    assert book_build.COLAB_BADGE not in page.read_text()
+    title, blank, badge, blank2, *rest = before[0]["source"]
+    assert after[0]["source"] == [title, blank, *rest]
+    assert after[1:] == before[1:]
+    assert book_build.chapter_title(page) == book_build.chapter_title(source)

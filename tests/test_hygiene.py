@@ -1,12 +1,22 @@
-"""Repository habits, enforced: ruff lint and format, notebooks committed without outputs."""
+"""Repository habits, enforced: ruff lint and format (one ruff version for pip and pre-commit),
+notebooks committed without outputs, one repository URL and release tag everywhere."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
+
+import omnigrok
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    tomllib = pytest.importorskip("tomli")
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,3 +43,69 @@ def test_notebook_is_committed_without_outputs(path):
         if cell["cell_type"] == "code":
             assert not cell.get("outputs"), f"{path.name}: a code cell has outputs"
             assert cell.get("execution_count") is None, f"{path.name}: execution counts committed"
+
+
+def test_ruff_pin_matches_the_pre_commit_hook():
+    """``pip install -e '.[test]'`` and pre-commit run the same ruff, so a file that one formats
+    the other does not reformat."""
+    hooks = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())
+    (hook,) = [r for r in hooks["repos"] if r["repo"].endswith("/ruff-pre-commit")]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = [d for d in project["optional-dependencies"]["test"] if d.startswith("ruff")]
+    assert pins == [f"ruff=={hook['rev'].removeprefix('v')}"]
+
+
+def _section(text: str, heading: str) -> str:
+    """The README text under ``heading`` up to the next heading of the same or a higher level."""
+    level = heading.split()[0]
+    start = text.index(f"\n{heading}\n") + len(heading) + 2
+    ends = [text.find(f"\n{'#' * n} ", start) for n in range(1, len(level) + 1)]
+    return text[start : min([e for e in ends if e != -1] or [len(text)])]
+
+
+def test_readme_install_names_the_cpu_wheels_and_real_extras():
+    readme = (ROOT / "README.md").read_text()
+    run_it = _section(readme, "## Run it")
+    install = _section(run_it, "### Install")
+    assert "pip install torch --index-url https://download.pytorch.org/whl/cpu" in install
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = extras["optional-dependencies"]
+    asked = re.findall(r"pip install -e '\.\[([\w,]+)\]'", run_it)
+    assert len(asked) >= 3  # the quick start, CPU only, GPU
+    for names in asked:
+        assert set(names.split(",")) <= set(extras), f"README installs unknown extras [{names}]"
+    # Offline machines still learn to install torch from a local wheel first.
+    assert "install torch first from your local wheel" in run_it
+
+
+# -- one repository URL, one release tag --------------------------------------------------------
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def _colab_badge(notebook: str) -> str:
+    path = omnigrok.REPOSITORY.removeprefix("https://github.com/")
+    return (
+        "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+        f"(https://colab.research.google.com/github/{path}/blob/main/notebooks/{notebook}.ipynb)"
+    )
+
+
+def test_repository_url_is_the_same_everywhere():
+    urls = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]
+    assert urls["Repository"] == urls["Homepage"] == omnigrok.REPOSITORY
+    citation = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert citation["repository-code"] == omnigrok.REPOSITORY
+    assert _colab_badge("claim1") in (ROOT / "README.md").read_text()
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_colab_badge_and_install_pin(path):
+    cells = json.loads(path.read_text())["cells"]
+    first_markdown = next(c for c in cells if c["cell_type"] == "markdown")
+    assert _colab_badge(path.stem) in "".join(first_markdown["source"]).splitlines()
+    (install,) = [c for c in cells if "".join(c["source"]).startswith("# On Colab only")]
+    assert "remove-cell" in install["metadata"].get("tags", [])
+    # Colab installs the release this notebook belongs to, not whatever main is by then.
+    pins = re.findall(r"git\+(\S+?)@v([^\"'\s]+)", "".join(install["source"]))
+    assert pins == [(omnigrok.REPOSITORY, omnigrok.__version__)]

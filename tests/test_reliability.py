@@ -18,7 +18,7 @@ from omnigrok.chapters import axes, constraint, goldilocks, large_init, width
 from omnigrok.cli import main as cli_main
 from omnigrok.config import MLPSpec, RunConfig, TaskSpec
 from omnigrok.store import ResultStore
-from omnigrok.sweep import run_sweep
+from omnigrok.sweep import run_sweep, stack_lock
 from omnigrok.tasks import mnist_run, modadd_run, teacher_student_run
 from omnigrok.train import train_ensemble
 
@@ -204,7 +204,7 @@ WORKER = """
 import sys
 from omnigrok.tasks import teacher_student_run
 from omnigrok.store import ResultStore
-from omnigrok.sweep import run_sweep
+from omnigrok.sweep import run_sweep, stack_lock
 cfg = teacher_student_run(steps=int(sys.argv[2]), n_log=40, dtype="float64", seed=int(sys.argv[3]))
 run_sweep([cfg], store=ResultStore(sys.argv[1]), device="cpu", progress=False,
           checkpoint_seconds=float(sys.argv[4]))
@@ -230,6 +230,46 @@ def test_two_processes_asking_for_the_same_config_agree(tmp_path):
         np.testing.assert_allclose(stored[name], fresh[name], rtol=1e-12)
     leftovers = [p.name for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
     assert not leftovers
+
+
+WAITER = """
+import sys
+import omnigrok.sweep
+from omnigrok.tasks import teacher_student_run
+from omnigrok.store import ResultStore
+
+def no_training(*args, **kwargs):
+    raise AssertionError("trained although another process was producing the stack")
+
+omnigrok.sweep.train_ensemble = no_training
+cfg = teacher_student_run(steps=150, n_log=30, dtype="float64", seed=5)
+print("asking", flush=True)
+omnigrok.sweep.run_sweep([cfg], store=ResultStore(sys.argv[1]), device="cpu", progress=False)
+print("found it stored", flush=True)
+"""
+
+
+def test_second_process_waits_for_the_stack_then_finds_it_stored(tmp_path):
+    """While one process holds a stack's lock, another asking for it blocks; once the holder
+    has stored the results and let go, the waiter loads them (it is forbidden to train)."""
+    store = ResultStore(tmp_path)
+    cfg = _small_run(seed=5)
+    with stack_lock(store.checkpoint_path([cfg])):
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        proc = subprocess.Popen(
+            [sys.executable, "-c", WAITER, str(tmp_path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            text=True,
+        )
+        assert proc.stdout.readline().strip() == "asking", proc.stderr.read()
+        time.sleep(1.0)
+        assert proc.poll() is None, f"the waiter did not wait: {proc.stderr.read()}"
+        store.save(train_ensemble([cfg], device="cpu", progress=False)[0])
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert out.strip() == "found it stored"
 
 
 def test_killed_run_resumes_to_the_same_curves(tmp_path):

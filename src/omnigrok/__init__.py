@@ -6,7 +6,9 @@ A companion to Liu, Michaud & Tegmark, "Omnigrok: Grokking Beyond Algorithmic Da
 
 __version__ = "0.1.2"
 
-# Where the notebooks' Colab links and install cells point (tests check they agree with this).
+# Where the notebooks' Colab badges and install cells point. A literal, not read from the
+# installed metadata, so it holds in a source checkout too; tests/test_hygiene.py checks that
+# pyproject's [project.urls], CITATION.cff, the README and every notebook agree with it.
 REPOSITORY = "https://github.com/omnigrok-companion/omnigrok"
 
 # The task modules register themselves; importing them here means a run record can name any

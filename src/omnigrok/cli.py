@@ -3,6 +3,8 @@
     python -m omnigrok train --task mnist --init-scale 8 --seeds 0-4 --steps 2000
     python -m omnigrok archive --profile paper --device cuda --budget-s 540
     python -m omnigrok verify
+    python -m omnigrok results list
+    python -m omnigrok results export --out runs.csv --task mnist
 
 Every flag is checked before any work (one-line error naming the flag); results go to the store
 (``$OMNIGROK_RESULTS``), so repeating a command loads instead of training.
@@ -16,11 +18,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from omnigrok import __version__, archive
+from omnigrok import __version__, archive, export
 from omnigrok.checks import DEVICES, PROFILES, check_device, parse_seeds
 from omnigrok.config import RunConfig
 from omnigrok.metrics import first_step_reaching, grokking_delay, spread
-from omnigrok.store import ResultStore
+from omnigrok.store import CorruptResult, ResultStore
 from omnigrok.sweep import run_sweep
 from omnigrok.task import TASKS
 
@@ -109,6 +111,38 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--steps", type=int, default=archive.VERIFY_STEPS, help="steps to redo")
     check.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="recompute on")
+
+    results = sub.add_parser(
+        "results", help="list the stored runs or export their curves as a table"
+    )
+    what = results.add_subparsers(dest="results_command", required=True, help="what to do")
+    listing = what.add_parser(
+        "list", help="one line per stored run: key, task, seed, α, wd, ...", formatter_class=_Help
+    )
+    exporting = what.add_parser(
+        "export",
+        help="one row per (run, logged step): config columns and curves",
+        formatter_class=_Help,
+    )
+    for p in (listing, exporting):
+        p.add_argument("--results", default=None, help="store folder (default $OMNIGROK_RESULTS)")
+        p.add_argument(
+            "--archive",
+            type=Path,
+            action="append",
+            default=None,
+            help="read-only archive folder to include (repeatable; default $OMNIGROK_ARCHIVE, "
+            "else the checkout's archive/paper)",
+        )
+        p.add_argument("--task", choices=TASKS, default=None, help="only this task's runs")
+    exporting.add_argument("--out", type=Path, required=True, help="the file to write")
+    exporting.add_argument(
+        "--format",
+        choices=export.FORMATS,
+        default=None,
+        help="table format (default: parquet for a .parquet --out, else csv; parquet needs "
+        "pyarrow)",
+    )
     return parser
 
 
@@ -184,9 +218,38 @@ def _verify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 1 if failed else 0
 
 
+def _results(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    for folder in args.archive or ():
+        if not folder.is_dir():
+            parser.error(f"--archive {folder} is not a folder")
+    store = ResultStore(args.results, archives=args.archive)
+    runs = export.stored_runs(store, args.task)
+    if args.results_command == "list":
+        if not runs:
+            print(f"no stored runs in {store.root} or its archives")
+            return 0
+        print("\n".join(export.list_lines(runs)))
+        print(f"{len(runs)} runs")
+        return 0
+    if not runs:
+        only = f" of --task {args.task}" if args.task else ""
+        parser.error(f"no stored runs{only} in {store.root} or its archives to export")
+    try:
+        n = export.export(runs, args.out, args.format)
+    except ImportError as err:
+        parser.error(str(err).replace("format ", "--format "))
+    except CorruptResult as err:
+        print(f"omnigrok: error: stored run {err}; remove it or train it again", file=sys.stderr)
+        return 1
+    print(f"{n} rows ({len(runs)} runs) written to {args.out}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "results":
+        return _results(args, parser)
     if args.command == "archive":
         return _archive(args, parser)
     if args.command == "verify":

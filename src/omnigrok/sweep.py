@@ -8,14 +8,14 @@ the order asked. A second call with the same configs trains nothing.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+from filelock import FileLock
 
 from omnigrok.checks import resolve_device
 from omnigrok.config import RunConfig
@@ -67,22 +67,13 @@ def group_by_shape(configs: Sequence[RunConfig]) -> list[list[int]]:
     return list(groups.values())
 
 
-@contextlib.contextmanager
-def _exclusive(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (POSIX ``flock``): a second process asking for the
-    same stack waits, then finds the results stored instead of training them again."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no lock; atomic writes still keep the files whole
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def stack_lock(checkpoint: Path) -> FileLock:
+    """The lock guarding the stack that checkpoints at ``checkpoint``: a second process asking
+    for the same stack waits on it, then finds the results stored instead of training them
+    again. ``filelock`` rather than a bare ``fcntl.flock`` so that Windows is guarded too."""
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    # No timeout: the holder is training the very runs the waiter wants, however long it takes.
+    return FileLock(checkpoint.with_suffix(".lock"))
 
 
 def run_sweep(
@@ -117,7 +108,7 @@ def run_sweep(
         for start in range(0, len(stack_configs), max_stack):
             chunk = stack_configs[start : start + max_stack]
             checkpoint = store.checkpoint_path(chunk)
-            with _exclusive(checkpoint.with_suffix(".lock")):
+            with stack_lock(checkpoint):
                 for config in chunk:
                     found = store.load(config, need_weights=keep_weights)
                     if found is not None:

@@ -29,7 +29,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import TqdmWarning, tqdm
-from tqdm.auto import tqdm as tqdm_auto
 
 from omnigrok.checks import check_int, resolve_device
 from omnigrok.config import RunConfig
@@ -39,6 +38,11 @@ from omnigrok.optim import StackedAdamW
 from omnigrok.provenance import provenance
 from omnigrok.store import RunResult, atomic_torch_save, log_schedule
 from omnigrok.task import TORCH_DTYPES, TaskData, make_task
+
+with warnings.catch_warnings():
+    # In Jupyter without ipywidgets, tqdm.auto warns on import and falls back to text: fine.
+    warnings.simplefilter("ignore", TqdmWarning)
+    from tqdm.auto import tqdm as tqdm_auto
 
 EVAL_CHUNK = 2048  # examples per evaluation chunk: bounds memory at K * chunk * width floats
 
@@ -334,7 +338,7 @@ def train_ensemble(
 
 
 def _progress(total: int, initial: int, enabled: bool) -> tqdm:
-    # In Jupyter without ipywidgets tqdm.auto warns and falls back to text: fine, no warning.
+    # In Jupyter without ipywidgets a notebook bar warns when made, and falls back to text.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TqdmWarning)
         make = tqdm_auto if enabled else tqdm
