@@ -1,9 +1,11 @@
 """Speed benchmark of the stacked trainer against the usual PyTorch loop (the logic is in
 ``omnigrok.bench``; this prints it).
 
-    python benchmarks/run.py [--device cpu|cuda] [--quick] [--json out.json]
+    python benchmarks/run.py [--device cpu|cuda] [--quick] [--json benchmarks/results.json]
 
 ``--quick`` runs every benchmark at tiny sizes in seconds: a smoke test, its numbers are noise.
+``benchmarks/results.json`` is what the book's Performance page reads (``omnigrok.bench.load``):
+measure on a quiet machine, then commit it.
 """
 
 from __future__ import annotations

@@ -176,3 +176,17 @@ def test_ceilings_bound_the_speedups_by_the_gemm_flops():
     assert ts["measured"] == pytest.approx(10.0)
     assert ts["share of ceiling"] == pytest.approx(10.0 / ts["ceiling"])
     assert rows["MNIST"]["measured"] == pytest.approx(2.5)
+
+
+def test_the_performance_page_reads_a_stored_full_measurement(tmp_path):
+    """The committed measurement is a full one the page can read, with its machine and date;
+    a file that is not one is a clear error naming the command that writes it."""
+    results = bench.load()
+    assert results["quick"] is False and results["measured"] and results["machine"]["cpu"]
+    assert bench.markdown_table(bench.rows(results))
+    bad = tmp_path / "results.json"
+    bad.write_text('{"machine": {}}')
+    with pytest.raises(ValueError, match="lack matmul, quick, ratios, trainer_mnist"):
+        bench.load(bad)
+    with pytest.raises(ValueError, match="benchmarks/run.py --json"):
+        bench.load(tmp_path / "absent.json")

@@ -24,11 +24,14 @@ divergence checks) and nothing else.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
 import time
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,7 +46,7 @@ from omnigrok.models import NandaTransformer, PlainMLP, init_params, transformer
 from omnigrok.models.mlp import train_flops
 from omnigrok.optim import StackedAdamW
 from omnigrok.plots import PALETTE
-from omnigrok.store import log_schedule
+from omnigrok.store import REPO, log_schedule
 from omnigrok.task import TORCH_DTYPES, TaskData, make_task
 from omnigrok.tasks import mnist_run, modadd_run, teacher_student_run
 from omnigrok.train import loss_per_run, train_ensemble
@@ -541,6 +544,27 @@ def machine(device: str | torch.device = "cpu") -> dict[str, Any]:
     }
 
 
+# Where ``benchmarks/run.py --json`` keeps the last full measurement, which the book's
+# Performance page reads (measuring during a book build would time a busy machine).
+STORED = REPO / "benchmarks" / "results.json"
+
+
+def load(path: Path = STORED) -> dict[str, Any]:
+    """A measurement written by ``benchmarks/run.py --json``; a clear error if ``path`` is
+    missing or is not one."""
+    try:
+        results = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(
+            f"benchmark results {path} cannot be read ({err}); "
+            "write them with `python benchmarks/run.py --json benchmarks/results.json`"
+        ) from err
+    missing = {"machine", "quick", "matmul", "trainer_mnist", "ratios"} - set(results)
+    if missing:
+        raise ValueError(f"benchmark results {path} lack {', '.join(sorted(missing))}")
+    return results
+
+
 def run_all(device: str | torch.device = "cpu", quick: bool = False) -> dict[str, Any]:
     """Every benchmark at the sizes of ``SIZES[quick]``; ``quick`` takes seconds and is noisy."""
     dev = resolve_device(device)
@@ -551,6 +575,7 @@ def run_all(device: str | torch.device = "cpu", quick: bool = False) -> dict[str
     limit = matmul_limit(n, torch.float32, matmul_repeats, dev)
     results: dict[str, Any] = {
         "machine": machine(dev),
+        "measured": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "quick": quick,
         "matmul": limit,
         "plain_mnist": {
