@@ -38,6 +38,7 @@ REPO = BOOK.parent
 NB_OUT = BOOK / "_nb"
 MATHJAX_CACHE = BOOK / "_mathjax"
 MATHJAX_SITE = BOOK / "_extra" / "mathjax"
+FIGURES = BOOK / "_extra" / "figures"
 PROFILES = ("smoke", "quick", "paper")
 
 
@@ -228,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     # second build, or a chapter rerun after a build, loads the stored results.
     os.environ["OMNIGROK_RESULTS"] = str((args.results or default_root()).resolve())
     os.environ["OMNIGROK_BOOK"] = "1"  # the kernels glue values for the prose (report.glue)
+    # ... and save every glued figure as PNG and SVG, which html_extra_path puts at /figures/.
+    os.environ["OMNIGROK_FIGURES"] = str(FIGURES)
     if args.profile == "paper":
         # The kernels inherit this: a run missing from the archive is an error, never hours of
         # training by surprise.
@@ -239,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     lacking: dict[str, list[str]] = {}
     status = 0
     if not args.skip_execute:
+        shutil.rmtree(FIGURES, ignore_errors=True)  # no figure of an earlier build survives
         notebooks = args.notebooks.resolve()
         absent = [name for name in names if not (notebooks / f"{name}.ipynb").is_file()]
         if absent:

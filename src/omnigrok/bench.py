@@ -45,7 +45,7 @@ from omnigrok.config import RunConfig, TaskSpec
 from omnigrok.models import NandaTransformer, PlainMLP, init_params, transformer_forward
 from omnigrok.models.mlp import train_flops
 from omnigrok.optim import StackedAdamW
-from omnigrok.plots import PALETTE
+from omnigrok.plots import PALETTE, subplots, themed
 from omnigrok.store import REPO, log_schedule
 from omnigrok.task import TORCH_DTYPES, TaskData, make_task
 from omnigrok.tasks import mnist_run, modadd_run, teacher_student_run
@@ -760,26 +760,23 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+@themed
 def figure(results: dict[str, Any]):
     """Run-steps per second of each loop (log scale), plain loops and the trainer side by side,
     with the machine in the title."""
-    import matplotlib.pyplot as plt
-
     table = [r for r in rows(results) if math.isfinite(r["run-steps/s"])]
     labels = [f"{r['benchmark']} ({r['dtype']})" for r in table]
     colors = [
         PALETTE[1] if "plain" in r["benchmark"].lower() or "Nanda" in r["benchmark"] else PALETTE[0]
         for r in table
     ]
-    fig, ax = plt.subplots(figsize=(8, 0.35 * len(table) + 1.2))
+    fig, ax = subplots(1, 1, row_height=0.32 * len(table) + 1.3)
     ax.barh(labels, [r["run-steps/s"] for r in table], color=colors)
     ax.invert_yaxis()
     ax.set(xscale="log", xlabel="run-steps per second (log; higher is faster)")
     m = results["machine"]
     ax.set_title(
         f"orange: the usual single-run loop, blue: this project's code\n"
-        f"{m.get('cpu', '')}, {m.get('torch_threads', '')} threads, device {m.get('device', '')}",
-        fontsize=9,
+        f"{m.get('cpu', '')}, {m.get('torch_threads', '')} threads, device {m.get('device', '')}"
     )
-    fig.tight_layout()
     return fig

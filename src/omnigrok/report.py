@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -104,6 +105,19 @@ def show_markdown(text: str) -> None:
 
 
 BOOK_ENV = "OMNIGROK_BOOK"  # "1" while book/build.py executes the notebooks
+# Where a book build saves every glued figure as PNG and SVG (book/_extra/figures, copied to
+# the site's /figures/, linked under each figure as "Figure files").
+FIGURES_ENV = "OMNIGROK_FIGURES"
+
+
+def save_figure(name: str, fig: Any, folder: str | Path) -> list[Path]:
+    """``fig`` as ``<folder>/<name>.png`` (150 dpi) and ``.svg``; returns the two paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{name}.png", folder / f"{name}.svg"]
+    fig.savefig(paths[0], dpi=150)
+    fig.savefig(paths[1])
+    return paths
 
 
 def glue(name: str, value: Any, display: bool = False) -> None:
@@ -115,6 +129,8 @@ def glue(name: str, value: Any, display: bool = False) -> None:
     Strings are glued as Markdown (``{glue:text}`` would show a string's quotes). A figure is
     closed afterwards so it is not drawn twice."""
     is_figure = hasattr(value, "savefig")
+    if is_figure and os.environ.get(FIGURES_ENV):
+        save_figure(name, value, os.environ[FIGURES_ENV])
     if os.environ.get(BOOK_ENV) == "1":
         from myst_nb import glue as nb_glue
 

@@ -28,7 +28,7 @@ from omnigrok.chapters import base
 from omnigrok.chapters.base import Chapter, fetch, modadd_base
 from omnigrok.config import RunConfig
 from omnigrok.metrics import PERSIST, first_step_reaching, spread
-from omnigrok.plots import PALETTE, plot_seeds
+from omnigrok.plots import PALETTE, plot_seeds, subplots, themed
 from omnigrok.store import RunResult
 from omnigrok.task import make_task
 from omnigrok.verdict import Verdict, judge
@@ -234,28 +234,24 @@ def verdict(results: list[RunResult]) -> Verdict:
     return judge("4. Linear vs log step axis", CRITERION, checks, preconditions, notes)
 
 
+@themed
 def figure(results: list[RunResult], profile: str):
     """Accuracy (top) and norm (bottom), linear and log step axis side by side; a colour per
     seed, test accuracy solid and train accuracy dotted, never averaged (a mean blurs a jump)."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, 2, figsize=(10, 6.8))
+    fig, axes = subplots(2, 2, row_height=2.9, sharey="row")
     c = results[0].config
     for j, axis in enumerate(("linear", "log")):
         for n, r in enumerate(results):
             color = PALETTE[n % len(PALETTE)]
             plot_seeds(axes[0, j], [r], "test_acc", axis, color, f"seed {r.config.seed}")
             plot_seeds(axes[0, j], [r], "train_acc", axis, color, None, ls=":")
-            plot_seeds(axes[1, j], [r], "norm", axis, color, f"seed {r.config.seed}")
-        axes[0, j].set_ylabel("accuracy (solid: test, dotted: train)")
-        for ax in axes[:, j]:
-            ax.set_title(
-                f"P={c.task.p} modular addition, {axis} step axis\n"
-                f"profile '{profile}', {len(results)} seeds (a colour each)",
-                fontsize=10,
-            )
-    axes[0, 0].legend(fontsize=7)
-    fig.tight_layout()
+            plot_seeds(axes[1, j], [r], "norm", axis, color, None)
+        axes[0, j].set_title(f"{axis} step axis")
+    axes[0, 0].set_ylabel("accuracy\n(solid: test, dotted: train)")
+    axes[1, 0].legend(*axes[0, 0].get_legend_handles_labels(), loc="best")
+    fig.suptitle(
+        f"P={c.task.p} modular addition, profile '{profile}', {len(results)} seeds (a colour each)"
+    )
     return fig
 
 

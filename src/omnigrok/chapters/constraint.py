@@ -28,7 +28,7 @@ from omnigrok.config import RunConfig
 from omnigrok.metrics import PERSIST, first_step_reaching, grokking_delay, spread
 from omnigrok.models import init_params
 from omnigrok.norms import global_norm
-from omnigrok.plots import PALETTE, plot_seeds
+from omnigrok.plots import PALETTE, log_scale_if_positive, plot_seeds, subplots, themed
 from omnigrok.verdict import Verdict, judge
 
 REGIMES = ("unconstrained", "held at w_c", "held at α·w0")
@@ -292,26 +292,25 @@ def verdict(o: Outcome) -> Verdict:
     )
 
 
+@themed
 def figure(o: Outcome, axis: str = "log"):
-    """Test accuracy and norm over steps for the three regimes, one line per seed."""
-    import matplotlib.pyplot as plt
-
+    """Test accuracy (top) and norm (bottom) over steps for the three regimes, a column per
+    task, one line per seed."""
     tasks = list(o.setup.bases)
-    fig, axes = plt.subplots(2, len(tasks), figsize=(5.2 * len(tasks), 6.4), squeeze=False)
+    fig, axes = subplots(2, len(tasks), row_height=2.9, squeeze=False, sharex="col")
     for j, task in enumerate(tasks):
         for i, regime in enumerate(REGIMES):
             plot_seeds(axes[0, j], o.results[task, regime], "test_acc", axis, PALETTE[i], regime)
             plot_seeds(axes[1, j], o.results[task, regime], "norm", axis, PALETTE[i], regime)
         c = o.setup.bases[task]
-        axes[0, j].set_title(
-            f"{TASK_LABELS[task]}, α={c.init_scale:g}\nprofile '{o.setup.profile}', "
-            f"{len(o.setup.seeds)} seeds (a line each), {axis} step axis",
-            fontsize=10,
-        )
+        axes[0, j].set_title(f"{TASK_LABELS[task]}, α={c.init_scale:g}")
         axes[0, j].axhline(THRESHOLD[task], color="grey", lw=0.8, ls=":")
-        axes[1, j].set_yscale("log")
-        axes[0, j].legend(fontsize=7)
-    fig.tight_layout()
+        log_scale_if_positive(axes[1, j])
+        axes[1, j].set_ylabel("weight norm w (log)")
+    axes[0, 0].legend(loc="lower right")
+    fig.suptitle(
+        f"profile '{o.setup.profile}', {len(o.setup.seeds)} seeds (a line each), {axis} step axis"
+    )
     return fig
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from omnigrok.chapters import axes, constraint, goldilocks, large_init
 from omnigrok.chapters.base import Chapter
-from omnigrok.plots import PALETTE, band, plot_seeds
+from omnigrok.plots import PALETTE, band, log_scale_if_positive, plot_seeds, subplots, themed
 from omnigrok.verdict import Verdict
 
 # The paper's claims, in the book's order: what the dashboard shows a row of.
@@ -65,23 +65,22 @@ def _points(ax, groups: dict[str, Any], colors) -> None:
                 (i, 0.5),
                 xycoords=("data", "axes fraction"),
                 ha="center",
-                fontsize=7,
             )
-    ax.set_xticks(range(len(groups)), list(groups), fontsize=8)
+    ax.set_xticks(range(len(groups)), list(groups))
     ax.set_xlim(-0.6, len(groups) - 0.4)
 
 
+@themed
 def figure(o: Outcomes):
-    """One small panel per claim: its headline effect at a glance."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(1, 4, figsize=(15, 3.4))
+    """One panel per claim, two per row: its headline effect at a glance."""
+    fig, ax = subplots(2, 2, row_height=3.0)
+    ax = ax.ravel()
     land = o["claim1"]["mnist"]
     band(ax[0], land.norm.mean(0), land.test_loss, PALETTE[1], "test loss")
     band(ax[0], land.norm.mean(0), land.train_loss, PALETTE[0], "train loss")
-    ax[0].set(
-        xscale="log", yscale="log", xlabel="held weight norm (log)", title="1. MNIST landscape"
-    )
+    ax[0].set(xlabel="held weight norm (log)", title="1. MNIST landscape")
+    log_scale_if_positive(ax[0], "x")
+    log_scale_if_positive(ax[0], "y")
     plot_seeds(ax[1], o["claim2"].main, "test_acc", "log", PALETTE[1], "test")
     plot_seeds(ax[1], o["claim2"].main, "train_acc", "log", PALETTE[0], "train")
     ax[1].set_title("2. MNIST α=8: accuracy")
@@ -95,11 +94,10 @@ def figure(o: Outcomes):
         ax[2].set_yscale("log")  # only with something to put on it: a log axis of nothing fails
     widths = [axes.jump(r) for r in o["claim4"]]
     _points(ax[3], {f"{k} axis": [w[k] for w in widths] for k in ("linear", "log")}, PALETTE[::3])
-    ax[3].set(ylabel="10→90% jump, share of x-range", title="4. how sudden it looks")
-    for a in ax[:2]:
-        a.legend(fontsize=7)
-    fig.suptitle(f"profile '{o.profile}', a point or line per seed", fontsize=10)
-    fig.tight_layout()
+    ax[3].set(ylabel="10→90% jump\n(share of x-range)", title="4. how sudden it looks")
+    ax[0].legend(fontsize=7.5)
+    ax[1].legend()
+    fig.suptitle(f"profile '{o.profile}', a point or line per seed")
     return fig
 
 

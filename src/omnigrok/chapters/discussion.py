@@ -15,7 +15,7 @@ import torch
 
 from omnigrok.models import MLPSpec, init_params
 from omnigrok.norms import global_norm
-from omnigrok.plots import PALETTE
+from omnigrok.plots import PALETTE, subplots, themed
 
 
 def init_norm_by_width(
@@ -30,14 +30,13 @@ def init_norm_by_width(
     }
 
 
+@themed
 def figure_init_norms(norms: dict[int, np.ndarray], w_c: float | None = None):
     """Init norm against width (log-log), a point per seed; optionally the measured w_c."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.6))
+    fig, ax = subplots(1, 1, row_height=3.6)
     for w, values in norms.items():
-        ax.scatter([w] * len(values), values, color=PALETTE[0], s=18)
-        ax.scatter([w] * len(values), 8 * values, color=PALETTE[1], s=18, marker="s")
+        ax.scatter([w] * len(values), values, color=PALETTE[0], s=20)
+        ax.scatter([w] * len(values), 8 * values, color=PALETTE[1], s=20, marker="s")
     ax.scatter([], [], color=PALETTE[0], label="α = 1 (PyTorch default)")
     ax.scatter([], [], color=PALETTE[1], marker="s", label="α = 8")
     if w_c is not None:
@@ -46,10 +45,6 @@ def figure_init_norms(norms: dict[int, np.ndarray], w_c: float | None = None):
         xscale="log", yscale="log", xlabel="hidden width (log)", ylabel="weight norm at init (log)"
     )
     n_seeds = len(next(iter(norms.values())))
-    ax.set_title(
-        f"MNIST MLP 784-w-w-10: init norm vs width\n{n_seeds} seeds (a point each)",
-        fontsize=10,
-    )
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+    ax.set_title(f"MNIST MLP 784-w-w-10: init norm vs width\n{n_seeds} seeds (a point each)")
+    ax.legend()
     return fig

@@ -25,7 +25,7 @@ from omnigrok.metrics import (
     spread,
     upper_edge,
 )
-from omnigrok.plots import PALETTE, band, title
+from omnigrok.plots import PALETTE, band, log_scale_if_positive, subplots, themed, title
 from omnigrok.store import RunResult
 from omnigrok.tasks import mnist_run, teacher_student_run
 from omnigrok.verdict import Verdict, judge
@@ -258,26 +258,21 @@ def label_of(task: str) -> str:
     return tasks.get(task).label(tasks.preset(task).task)
 
 
+@themed
 def figure(lands: dict[str, Landscape], profile: str):
-    """Train and test loss against the held norm (log-log), one panel per task."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(lands), figsize=(5.2 * len(lands), 3.8))
-    for ax, (task, land) in zip(np.atleast_1d(axes), lands.items(), strict=True):
+    """Train and test loss against the held norm (log-log), one panel per task, a row each."""
+    fig, axes = subplots(len(lands), 1, row_height=3.1, squeeze=False)
+    for ax, (task, land) in zip(axes[:, 0], lands.items(), strict=True):
         x = land.norm.mean(0)
         band(ax, x, land.train_loss, PALETTE[0], "train loss")
         band(ax, x, land.test_loss, PALETTE[1], "test loss", marker="s")
         g = land.goldilocks()
         ax.axvline(g.w_c, color=PALETTE[3], ls="--", lw=1, label=f"w_c = {g.w_c:.3g}")
-        ax.set(
-            xscale="log",
-            yscale="log",
-            xlabel="weight norm w (held fixed; log axis)",
-            ylabel="final loss",
-        )
+        ax.set(xlabel="weight norm w (held fixed; log axis)", ylabel="final loss (log)")
+        log_scale_if_positive(ax, "x")
+        log_scale_if_positive(ax, "y")
         title(ax, f"{label_of(task)}: reduced landscape", profile, land.norm.shape[0])
-        ax.legend(fontsize=7)
-    fig.tight_layout()
+        ax.legend()
     return fig
 
 

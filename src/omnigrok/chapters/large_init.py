@@ -24,7 +24,7 @@ from omnigrok.chapters.base import Chapter, fetch
 from omnigrok.checks import check_float
 from omnigrok.config import RunConfig, TaskSpec
 from omnigrok.metrics import PERSIST, Edge, first_step_reaching, spread
-from omnigrok.plots import PALETTE, plot_seeds, title
+from omnigrok.plots import PALETTE, plot_seeds, subplots, themed, title
 from omnigrok.store import RunResult
 from omnigrok.tasks import mnist_run
 from omnigrok.verdict import Verdict, judge
@@ -300,11 +300,11 @@ CRITERION = (
 )
 
 
+@themed
 def figure_curves(o: Outcome, axis: str = "log"):
-    """Accuracy and norm over steps, one line per seed, w_c drawn on the norm panel."""
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    """Accuracy (top) and norm (bottom) over steps, one line per seed, w_c and the zone's edge
+    drawn on the norm panel."""
+    fig, (ax1, ax2) = subplots(2, 1, row_height=2.7, sharex=True)
     plot_seeds(ax1, o.main, "train_acc", axis, PALETTE[0], "train")
     plot_seeds(ax1, o.main, "test_acc", axis, PALETTE[1], "test")
     ax1.set_ylabel("accuracy")
@@ -314,21 +314,19 @@ def figure_curves(o: Outcome, axis: str = "log"):
     ax2.axhline(o.w_edge, color=PALETTE[4], ls=":", lw=1.2, label=f"zone edge = {o.zone_edge}")
     ax2.legend()
     c = o.setup.base
-    for ax in (ax1, ax2):
-        ax.set_title(
-            f"MNIST, α={c.init_scale:g}, γ={c.weight_decay:g}: one line per seed\n"
-            f"profile '{o.setup.profile}', {len(o.main)} seeds, {axis} step axis",
-            fontsize=10,
-        )
-    fig.tight_layout()
+    ax1.set_title(
+        f"MNIST, α={c.init_scale:g}, γ={c.weight_decay:g}: one line per seed\n"
+        f"profile '{o.setup.profile}', {len(o.main)} seeds, {axis} step axis"
+    )
     return fig
 
 
+@themed
 def figure_delays(o: Outcome):
     """Measured steps to generalize against the estimate ln(w0/w_edge)/(lr γ), a point per seed."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(4.8, 4))
+    fig, ax = subplots(1, 1, row_height=4.6)
     base = o.setup.base
     keys = sorted({(r.config.init_scale, r.config.weight_decay) for r in o.sweep})
     predicted = [p for r in o.sweep if np.isfinite(p := predicted_delay(r, o.w_edge)) and p > 0]
@@ -337,7 +335,7 @@ def figure_delays(o: Outcome):
         x = [predicted_delay(r, o.w_edge) for r in sel]
         y = [times(r)["generalized"] for r in sel]
         y = [v if np.isfinite(v) else base.steps for v in y]  # never: drawn at the budget's edge
-        ax.scatter(x, y, color=PALETTE[i % len(PALETTE)], label=f"α={a:.3g}, γ={g:.3g}", s=22)
+        ax.scatter(x, y, color=PALETTE[i % len(PALETTE)], label=f"α={a:.3g}, γ={g:.3g}", s=26)
     lim = [max(min(predicted + [base.steps]) / 3, 1), base.steps * 1.5]
     ax.plot(lim, lim, color="grey", lw=1, ls=":", label="measured = predicted")
     ax.axhline(base.steps, color="grey", lw=0.8, ls="--")
@@ -352,10 +350,9 @@ def figure_delays(o: Outcome):
     # short log range collide.
     for axis in (ax.xaxis, ax.yaxis):
         axis.set_minor_formatter(plt.NullFormatter())
-    ax.set_ylabel(f"measured: steps to test acc >= {GENERALIZED}")
+    ax.set_ylabel(f"measured: steps to test acc ≥ {GENERALIZED}")
     title(ax, "Delay: measured vs predicted", o.setup.profile, len(o.setup.seeds))
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+    ax.legend(loc="upper left")
     return fig
 
 

@@ -21,7 +21,7 @@ from omnigrok.chapters import base, goldilocks
 from omnigrok.chapters.base import Chapter, fetch
 from omnigrok.config import MLPSpec, RunConfig
 from omnigrok.metrics import refined_minimum
-from omnigrok.plots import PALETTE, title
+from omnigrok.plots import PALETTE, log_scale_if_positive, subplots, themed, title
 
 # How w_c's growth exponent is compared with w0's: the same when they differ by at most
 # EXPONENT_TOLERANCE or by at most SEM_FACTOR standard errors of the seeds' exponents (stated
@@ -139,35 +139,34 @@ def numbers(sc: Scaling) -> dict[str, str]:
     }
 
 
+@themed
 def figure(lands: dict[int, goldilocks.Landscape], sc: Scaling, profile: str):
-    """Left: final test loss against the held norm, one line per seed, a colour per width.
-    Right: w_c and w0 against width (log-log), a point per seed, with the fitted lines."""
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    """Top: final test loss against the held norm, one line per seed, a colour per width.
+    Bottom: w_c and w0 against width (log-log), a point per seed, with the fitted lines."""
+    fig, (top, bottom) = subplots(2, 1, row_height=3.0)
     for i, width in enumerate(sorted(lands)):
         land, color = lands[width], PALETTE[i % len(PALETTE)]
         for j, (norm, loss) in enumerate(zip(land.norm, land.test_loss, strict=True)):
-            left.plot(norm, loss, color=color, lw=1, label=f"width {width}" if j == 0 else None)
-    left.set(xscale="log", yscale="log", xlabel="held weight norm w (log)")
-    left.set(ylabel="final test loss (log)")
-    left.legend(fontsize=7)
+            top.plot(norm, loss, color=color, lw=1, label=f"width {width}" if j == 0 else None)
+    top.set(xlabel="held weight norm w (log)", ylabel="final test loss (log)")
+    log_scale_if_positive(top, "x")
+    log_scale_if_positive(top, "y")
+    top.legend()
     n_seeds = sc.w_c.shape[0]
     for values, color, marker, name, exponent in (
         (sc.w_c, PALETTE[3], "o", "w_c", sc.exponent_w_c.mean()),
         (sc.w0, PALETTE[0], "s", "w0 (α = 1)", sc.exponent_w0),
     ):
         for seed_values in values:
-            right.scatter(sc.widths, seed_values, color=color, marker=marker, s=16)
+            bottom.scatter(sc.widths, seed_values, color=color, marker=marker, s=18)
         # Through the seeds' geometric mean: its slope is the mean of the per-seed slopes.
         log_mean = np.log(values).mean(0)
         fit = np.exp(np.polyval(np.polyfit(np.log(sc.widths), log_mean, 1), np.log(sc.widths)))
-        right.plot(sc.widths, fit, color=color, lw=1, label=f"{name} ∝ width^{exponent:.2f}")
-    right.set(xscale="log", yscale="log", xlabel="hidden width (log)", ylabel="norm (log)")
-    right.legend(fontsize=7)
-    title(left, "MNIST: final test loss vs held norm, by width", profile, n_seeds)
-    title(right, "MNIST 784-w-w-10: w_c and init norm vs width", profile, n_seeds)
-    fig.tight_layout()
+        bottom.plot(sc.widths, fit, color=color, lw=1, label=f"{name} ∝ width^{exponent:.2f}")
+    bottom.set(xscale="log", yscale="log", xlabel="hidden width (log)", ylabel="norm (log)")
+    bottom.legend()
+    title(top, "MNIST: final test loss vs held norm, by width", profile, n_seeds)
+    title(bottom, "MNIST 784-w-w-10: w_c and init norm vs width", profile, n_seeds)
     return fig
 
 
