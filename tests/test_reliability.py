@@ -17,6 +17,7 @@ import torch
 from omnigrok.chapters import axes, constraint, goldilocks, large_init, width
 from omnigrok.cli import main as cli_main
 from omnigrok.config import MLPSpec, RunConfig, TaskSpec
+from omnigrok.report import BOOK_ENV, show_progress
 from omnigrok.store import ResultStore
 from omnigrok.sweep import run_sweep, stack_lock
 from omnigrok.tasks import mnist_run, modadd_run, teacher_student_run
@@ -198,6 +199,15 @@ def test_second_request_trains_nothing(tmp_path, monkeypatch):
     second = run_sweep(configs, store=store, device="cpu", progress=False)
     for a, b in zip(first, second, strict=True):
         np.testing.assert_array_equal(a["test_loss"], b["test_loss"])
+
+
+@pytest.mark.parametrize(("book", "expected"), [("1", False), ("0", True), (None, True)])
+def test_notebooks_show_progress_except_in_a_book_build(monkeypatch, book, expected):
+    if book is None:
+        monkeypatch.delenv(BOOK_ENV, raising=False)
+    else:
+        monkeypatch.setenv(BOOK_ENV, book)
+    assert show_progress() is expected
 
 
 WORKER = """

@@ -178,3 +178,10 @@ def seed_outcomes(results: Sequence[RunResult], metric: str, threshold: float) -
         )
         lines.append(f"| {name} | {c.seed} | {at} | {best} | {final} | {outcome} |")
     return "\n".join(lines)
+
+
+def show_progress() -> bool:
+    """Whether a notebook's training shows progress: yes in Jupyter, Colab or papermill, where a
+    silent rerun of several minutes looks hung; no in a book build (``$OMNIGROK_BOOK=1``), where
+    the bars and the training line would become stderr and stdout on the page."""
+    return os.environ.get(BOOK_ENV) != "1"
