@@ -12,6 +12,13 @@ import pytest
 import yaml
 
 import omnigrok
+from omnigrok.report import (
+    PARAMETERS_BEGIN,
+    PARAMETERS_END,
+    notebook_parameters,
+    parameters_section,
+    parameters_table,
+)
 
 try:
     import tomllib
@@ -109,3 +116,29 @@ def test_notebook_colab_badge_and_install_pin(path):
     # Colab installs the release this notebook belongs to, not whatever main is by then.
     pins = re.findall(r"git\+(\S+?)@v([^\"'\s]+)", "".join(install["source"]))
     assert pins == [(omnigrok.REPOSITORY, omnigrok.__version__)]
+
+
+# -- the chapters' parameter tables --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("document", ["README.md", "book/intro.md"])
+def test_parameter_tables_are_the_notebooks_own(document):
+    text = (ROOT / document).read_text()
+    begin, end = text.index(PARAMETERS_BEGIN), text.index(PARAMETERS_END) + len(PARAMETERS_END)
+    assert text[begin:end] == parameters_section(ROOT / "notebooks"), (
+        f"{document}'s parameter tables are stale: run `python -m omnigrok.report`"
+    )
+
+
+def test_parameter_tables_escape_pipes_and_need_types(tmp_path):
+    lines = ['profile: str = "quick"  # smoke | quick\n', "seeds = None  # untyped\n"]
+    cell = {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": lines}
+    notebook = tmp_path / "nb.ipynb"
+    notebook.write_text(json.dumps({"cells": [cell]}))
+    with pytest.raises(ValueError, match="parameter seeds needs a type"):
+        notebook_parameters(notebook)
+    cell["source"] = lines[:1]
+    notebook.write_text(json.dumps({"cells": [cell]}))
+    assert parameters_table(notebook).splitlines()[2] == (
+        '| `profile` | `str` | `"quick"` | smoke \\| quick |'
+    )
