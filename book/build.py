@@ -11,12 +11,14 @@ chapters the archive covers and puts a page saying what is missing in place of t
 Chapters are listed in book/_toc.yml; an entry ``_nb/<name>`` means: execute
 ``notebooks/<name>.ipynb`` with papermill (parameter ``profile``) into ``book/_nb/<name>.ipynb``.
 Jupyter Book itself never executes anything (``execute_notebooks: "off"``), and it runs with
-warnings as errors. Exits non-zero when a notebook fails or Sphinx warns.
+warnings as errors. Exits non-zero when a notebook fails or Sphinx warns, and before executing
+anything when a tool the build needs (papermill, jupyter-book, npm for MathJax) is missing.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -25,10 +27,6 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-
-import papermill
-import yaml
-from papermill.exceptions import PapermillExecutionError
 
 from omnigrok import archive
 from omnigrok.store import default_root
@@ -40,6 +38,10 @@ MATHJAX_CACHE = BOOK / "_mathjax"
 MATHJAX_SITE = BOOK / "_extra" / "mathjax"
 FIGURES = BOOK / "_extra" / "figures"
 PROFILES = ("smoke", "quick", "paper")
+# The jupyter-book beside this interpreter, so the book is built by the environment that runs
+# the notebooks, not by whichever jupyter-book comes first on PATH.
+JUPYTER_BOOK = Path(sys.executable).with_name("jupyter-book")
+BOOK_EXTRAS = "pip install -e '.[book]'"
 
 
 def toc_entries(node: object) -> Iterator[str]:
@@ -57,8 +59,40 @@ def toc_entries(node: object) -> Iterator[str]:
 
 def chapter_names(toc: Path = BOOK / "_toc.yml") -> list[str]:
     """Names of the notebooks the toc asks for: ``_nb/claim1`` gives ``claim1``."""
+    # Imported here: pyyaml comes with the [book] extras, whose absence main() reports first.
+    import yaml
+
     entries = toc_entries(yaml.safe_load(toc.read_text()))
     return [entry.removeprefix("_nb/") for entry in entries if entry.startswith("_nb/")]
+
+
+def mathjax_present() -> bool:
+    """Whether MathJax is already in the site folder or npm's cache, so npm is not needed."""
+    es5 = MATHJAX_CACHE / "node_modules" / "mathjax" / "es5"
+    return (MATHJAX_SITE / "tex-chtml.js").is_file() or (es5 / "tex-chtml.js").is_file()
+
+
+def missing_prerequisites(execute: bool) -> list[str]:
+    """What this build needs and this machine lacks, each with how to get it; empty: all there.
+
+    papermill and a Python kernel only when notebooks are executed (not ``--skip-execute``);
+    npm only when MathJax is in neither the site folder nor npm's cache (``ensure_mathjax``).
+    main() checks before anything runs, so a missing npm is not found after every notebook ran.
+    """
+    missing = []
+    if execute:
+        needed = (("papermill", "executes the notebooks"), ("ipykernel", "their kernel"))
+        for module, role in needed:
+            if importlib.util.find_spec(module) is None:
+                missing.append(f"{module}, {role} ({BOOK_EXTRAS})")
+    if not JUPYTER_BOOK.is_file():
+        missing.append(f"jupyter-book at {JUPYTER_BOOK}, builds the HTML ({BOOK_EXTRAS})")
+    if not mathjax_present() and shutil.which("npm") is None:
+        missing.append(
+            "npm, fetches MathJax once (install Node.js, e.g. `apt-get install npm`, or put "
+            f"MathJax 3's es5 folder at {MATHJAX_CACHE / 'node_modules' / 'mathjax' / 'es5'})"
+        )
+    return missing
 
 
 def ensure_mathjax() -> None:
@@ -69,7 +103,7 @@ def ensure_mathjax() -> None:
     if (MATHJAX_SITE / "tex-chtml.js").is_file():
         return
     es5 = MATHJAX_CACHE / "node_modules" / "mathjax" / "es5"
-    if not (es5 / "tex-chtml.js").is_file():
+    if not (es5 / "tex-chtml.js").is_file():  # missing_prerequisites() checked for npm
         npm = ["npm", "install", "--no-save", "--no-audit", "--no-fund", "--prefix"]
         subprocess.run([*npm, str(MATHJAX_CACHE), "mathjax@3"], check=True)
     shutil.copytree(es5, MATHJAX_SITE, dirs_exist_ok=True)
@@ -144,6 +178,11 @@ def execute(names: list[str], notebooks: Path, profile: str) -> tuple[dict[str, 
     A failure does not stop the others (each is independent and may be long), and its partially
     executed notebook stays in book/_nb so the traceback can be read there.
     """
+    # Imported here, not at the top: without papermill the build still starts, and
+    # missing_prerequisites() says what to install instead of an ImportError.
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
     NB_OUT.mkdir(exist_ok=True)
     seconds: dict[str, float] = {}
     failed: list[Path] = []
@@ -193,8 +232,7 @@ def jupyter_book(names: list[str]) -> int:
         print(f"not executed yet (run without --skip-execute): {missing}", file=sys.stderr)
         return 1
     ensure_mathjax()
-    exe = Path(sys.executable).with_name("jupyter-book")
-    command = [str(exe), "build", str(BOOK), "-W", "--keep-going", "--all"]
+    command = [str(JUPYTER_BOOK), "build", str(BOOK), "-W", "--keep-going", "--all"]
     status = subprocess.run(command).returncode
     if status != 0:
         print(f"jupyter-book failed (exit {status})", file=sys.stderr)
@@ -224,6 +262,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--skip-execute", action="store_true", help="reuse the notebooks in _nb")
     args = parser.parse_args(argv)
+    lacking_tools = missing_prerequisites(execute=not args.skip_execute)
+    if lacking_tools:
+        print(f"cannot build the book, missing: {'; '.join(lacking_tools)}", file=sys.stderr)
+        return 1
 
     # The kernels inherit this: one store for the book, papermill, the CLI and Python, so a
     # second build, or a chapter rerun after a build, loads the stored results.

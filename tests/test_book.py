@@ -175,6 +175,23 @@ def test_chapter_has_figure_and_no_errors(html: Path, name: str) -> None:
     assert "# Parameters" not in "".join(outputs.page_text), f"{name}: injected cell shown"
 
 
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_every_figure_links_its_png_and_svg_drawn_at_column_width(html: Path, name: str) -> None:
+    """Under each glued figure, "Figure files" links to its PNG and SVG; both exist in the site
+    and the PNG is the column width's 6.6 in at 150 dpi (readable there: no shrinking)."""
+    page = html / "_nb" / f"{name}.html"
+    source = page.read_text(encoding="utf-8")
+    glued = re.findall(r"\{glue:figure\} (\S+)", (BOOK / "_nb" / f"{name}.ipynb").read_text())
+    links = re.findall(r'href="(\.\./figures/[^"]+\.(?:png|svg))"', source)
+    assert glued and {f"../figures/{g}.{x}" for g in glued for x in ("png", "svg")} <= set(links)
+    for link in links:
+        path = (page.parent / link).resolve()
+        assert path.is_file() and path.stat().st_size > 1000, f"{name}: {link} missing"
+        if path.suffix == ".png":
+            width = int.from_bytes(path.read_bytes()[16:20], "big")  # the PNG header's width
+            assert width == round(6.6 * 150), f"{name}: {link} is {width} px wide"
+
+
 @pytest.mark.parametrize("name", ["intro", *CHAPTERS])
 def test_page_renders_in_browser(html: Path, chromium: str, tmp_path: Path, name: str) -> None:
     """Each page renders to a non-trivial screenshot (kept in book/_build/screenshots)."""
@@ -264,3 +281,67 @@ def test_book_pages_drop_the_colab_badge(tmp_path: Path) -> None:
     assert after[0]["source"] == [title, blank, *rest]
     assert after[1:] == before[1:]
     assert book_build.chapter_title(page) == book_build.chapter_title(source)
+
+
+@pytest.fixture
+def bare_machine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, bool]:
+    """A machine where the build finds nothing: no npm, no MathJax copy, no jupyter-book, no
+    papermill or ipykernel. Returns switches a test flips to put one of them back."""
+    present = {"npm": False, "papermill": False, "ipykernel": False}
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec(name: str, *args, **kwargs):
+        if name in ("papermill", "ipykernel") and not present[name]:
+            return None
+        return real_find_spec(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    monkeypatch.setattr(
+        book_build.shutil, "which", lambda cmd: "/usr/bin/npm" if present.get(cmd) else None
+    )
+    monkeypatch.setattr(book_build, "JUPYTER_BOOK", tmp_path / "bin" / "jupyter-book")
+    monkeypatch.setattr(book_build, "MATHJAX_CACHE", tmp_path / "_mathjax")
+    monkeypatch.setattr(book_build, "MATHJAX_SITE", tmp_path / "_extra" / "mathjax")
+    return present
+
+
+def test_build_names_every_missing_prerequisite_before_executing(bare_machine, monkeypatch, capsys):
+    def no_execution(*args, **kwargs):
+        raise AssertionError("executed notebooks although prerequisites were missing")
+
+    monkeypatch.setattr(book_build, "execute", no_execution)
+    # main() sets these for the kernels; keep them from leaking into later tests.
+    for name in ("OMNIGROK_BOOK", "OMNIGROK_TRAIN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OMNIGROK_RESULTS", os.environ["OMNIGROK_RESULTS"])
+    assert book_build.main(["--profile", "smoke"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("cannot build the book, missing: ")
+    for needed in ("papermill", "ipykernel", "jupyter-book", "npm", "pip install -e '.[book]'"):
+        assert needed in err, needed
+
+
+def test_npm_is_needed_only_without_a_mathjax_copy(bare_machine, tmp_path):
+    book_build.JUPYTER_BOOK.parent.mkdir()
+    book_build.JUPYTER_BOOK.touch()
+    bare_machine.update(papermill=True, ipykernel=True)
+    (npm_missing,) = book_build.missing_prerequisites(execute=True)
+    assert npm_missing.startswith("npm, ")
+    bare_machine["npm"] = True
+    assert book_build.missing_prerequisites(execute=True) == []
+    bare_machine["npm"] = False
+    es5 = book_build.MATHJAX_CACHE / "node_modules" / "mathjax" / "es5"
+    es5.mkdir(parents=True)
+    (es5 / "tex-chtml.js").touch()  # npm's cache from an earlier build: npm is not needed
+    assert book_build.missing_prerequisites(execute=True) == []
+    shutil.rmtree(book_build.MATHJAX_CACHE)
+    book_build.MATHJAX_SITE.mkdir(parents=True)
+    (book_build.MATHJAX_SITE / "tex-chtml.js").touch()  # the copy in the site folder is enough
+    assert book_build.missing_prerequisites(execute=True) == []
+
+
+def test_skip_execute_needs_no_papermill(bare_machine):
+    bare_machine["npm"] = True
+    missing = book_build.missing_prerequisites(execute=False)
+    assert len(missing) == 1 and missing[0].startswith("jupyter-book at ")
+    assert len(book_build.missing_prerequisites(execute=True)) == 3

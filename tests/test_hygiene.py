@@ -2,16 +2,25 @@
 notebooks committed without outputs, one repository URL and release tag everywhere."""
 
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
 import yaml
 
 import omnigrok
+from omnigrok.report import (
+    PARAMETERS_BEGIN,
+    PARAMETERS_END,
+    notebook_parameters,
+    parameters_section,
+    parameters_table,
+)
 
 try:
     import tomllib
@@ -100,7 +109,7 @@ def test_repository_url_is_the_same_everywhere():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_colab_badge_and_install_pin(path):
+def test_notebook_colab_badge_and_install_pin(path, monkeypatch):
     cells = json.loads(path.read_text())["cells"]
     first_markdown = next(c for c in cells if c["cell_type"] == "markdown")
     assert _colab_badge(path.stem) in "".join(first_markdown["source"]).splitlines()
@@ -109,3 +118,60 @@ def test_notebook_colab_badge_and_install_pin(path):
     # Colab installs the release this notebook belongs to, not whatever main is by then.
     pins = re.findall(r"git\+(\S+?)@v([^\"'\s]+)", "".join(install["source"]))
     assert pins == [(omnigrok.REPOSITORY, omnigrok.__version__)]
+    _check_drive_option("".join(install["source"]), monkeypatch)
+
+
+def _check_drive_option(source: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The install cell's opt-in USE_DRIVE: off by default; off Colab the cell does nothing; on
+    Colab with USE_DRIVE = True it installs, mounts Drive and puts the results there."""
+    inputtransformer2 = pytest.importorskip("IPython.core.inputtransformer2")
+    assert source.count("USE_DRIVE = False\n") == 1
+    # IPython's own translation: `%pip ...` becomes `get_ipython().run_line_magic("pip", ...)`.
+    python = inputtransformer2.TransformerManager().transform_cell(source)
+    results = os.environ.get("OMNIGROK_RESULTS")
+
+    def no_ipython():
+        raise AssertionError("the install cell used IPython off Colab")
+
+    assert "google.colab" not in sys.modules
+    exec(python, {"get_ipython": no_ipython})
+    assert os.environ.get("OMNIGROK_RESULTS") == results, "moved the results off Colab"
+
+    calls = []
+    shell = types.SimpleNamespace(run_line_magic=lambda *args: calls.append(("magic", *args)))
+    drive = types.SimpleNamespace(mount=lambda where: calls.append(("mount", where)))
+    monkeypatch.setitem(sys.modules, "google.colab", types.SimpleNamespace(drive=drive))
+    monkeypatch.setenv("OMNIGROK_RESULTS", "unchanged")  # restored after the test
+    exec(python, {"get_ipython": lambda: shell})  # Colab, USE_DRIVE left False
+    assert [c[:2] for c in calls] == [("magic", "pip")]
+    assert os.environ["OMNIGROK_RESULTS"] == "unchanged"
+    calls.clear()
+    exec(python.replace("USE_DRIVE = False", "USE_DRIVE = True"), {"get_ipython": lambda: shell})
+    assert [c[:2] for c in calls] == [("magic", "pip"), ("mount", "/content/drive")]
+    assert os.environ["OMNIGROK_RESULTS"] == "/content/drive/MyDrive/omnigrok/results"
+
+
+# -- the chapters' parameter tables --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("document", ["README.md", "book/intro.md"])
+def test_parameter_tables_are_the_notebooks_own(document):
+    text = (ROOT / document).read_text()
+    begin, end = text.index(PARAMETERS_BEGIN), text.index(PARAMETERS_END) + len(PARAMETERS_END)
+    assert text[begin:end] == parameters_section(ROOT / "notebooks"), (
+        f"{document}'s parameter tables are stale: run `python -m omnigrok.report`"
+    )
+
+
+def test_parameter_tables_escape_pipes_and_need_types(tmp_path):
+    lines = ['profile: str = "quick"  # smoke | quick\n', "seeds = None  # untyped\n"]
+    cell = {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": lines}
+    notebook = tmp_path / "nb.ipynb"
+    notebook.write_text(json.dumps({"cells": [cell]}))
+    with pytest.raises(ValueError, match="parameter seeds needs a type"):
+        notebook_parameters(notebook)
+    cell["source"] = lines[:1]
+    notebook.write_text(json.dumps({"cells": [cell]}))
+    assert parameters_table(notebook).splitlines()[2] == (
+        '| `profile` | `str` | `"quick"` | smoke \\| quick |'
+    )

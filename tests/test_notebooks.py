@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from omnigrok import REPOSITORY
+from omnigrok.report import Parameter, notebook_parameters
 
 papermill = pytest.importorskip("papermill", reason="the notebooks need the [book] extras")
 
@@ -27,6 +28,17 @@ def test_notebook_has_typed_parameters_and_a_colab_install_cell(path):
     assert lines and all(":" in ln.split("=")[0] for ln in lines), "parameters must be typed"
     install = "".join(code[0]["source"])
     assert "google.colab" in install and f"git+{REPOSITORY}" in install
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.stem)
+def test_papermill_reads_every_parameter_as_the_tables_do(path):
+    """`papermill --help-notebook` lists each parameter with the type, default and help that
+    the README's tables show (its pattern once skipped `str | None` parameters silently)."""
+    inspected = [
+        Parameter(p["name"], p["inferred_type_name"], p["default"], p["help"])
+        for p in papermill.inspect_notebook(str(path)).values()
+    ]
+    assert inspected == notebook_parameters(path)
 
 
 def test_injected_init_scale_reaches_the_runs(tmp_path, isolated_results):

@@ -17,6 +17,7 @@ import torch
 from omnigrok.chapters import axes, constraint, goldilocks, large_init, width
 from omnigrok.cli import main as cli_main
 from omnigrok.config import MLPSpec, RunConfig, TaskSpec
+from omnigrok.report import BOOK_ENV, show_progress
 from omnigrok.store import ResultStore
 from omnigrok.sweep import run_sweep, stack_lock
 from omnigrok.tasks import mnist_run, modadd_run, teacher_student_run
@@ -198,6 +199,34 @@ def test_second_request_trains_nothing(tmp_path, monkeypatch):
     second = run_sweep(configs, store=store, device="cpu", progress=False)
     for a, b in zip(first, second, strict=True):
         np.testing.assert_array_equal(a["test_loss"], b["test_loss"])
+
+
+# A teacher-student bar once averaged its NaN accuracies: numpy's warning reached notebooks.
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_progress_says_what_will_train_and_nothing_when_quiet_or_stored(tmp_path, capsys):
+    store = ResultStore(tmp_path, archives=())
+    stored, *rest = [teacher_student_run(steps=20, n_log=5, seed=s) for s in range(3)]
+    longer = teacher_student_run(steps=30, n_log=5, seed=0)  # another shape: another stack
+    run_sweep([stored], store=store, device="cpu", progress=False)
+    assert capsys.readouterr().out == ""
+    # A duplicate is one run; max_stack=1 splits the two 20-step runs into two stacks.
+    asked = [stored, *rest, rest[0], longer]
+    run_sweep(asked, store=store, device="cpu", progress=True, max_stack=1)
+    assert capsys.readouterr().out == (
+        "training 3 of 4 runs (1 stored): 3 stacks, 70 run-steps; "
+        "a bar per stack shows its time left\n"
+    )
+    run_sweep(asked, store=store, device="cpu", progress=True)
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize(("book", "expected"), [("1", False), ("0", True), (None, True)])
+def test_notebooks_show_progress_except_in_a_book_build(monkeypatch, book, expected):
+    if book is None:
+        monkeypatch.delenv(BOOK_ENV, raising=False)
+    else:
+        monkeypatch.setenv(BOOK_ENV, book)
+    assert show_progress() is expected
 
 
 WORKER = """

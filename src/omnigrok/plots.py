@@ -134,8 +134,8 @@ def plot_seeds(
             ax=ax,
             **line_kw,
         )
-        if label is not None:  # one legend entry for all the runs' lines
-            ax.plot([], [], color=color, lw=1.1, label=label, **line_kw)
+    if label is not None:  # one legend entry for all the runs' lines, even if none has data
+        ax.plot([], [], color=color, lw=1.1, label=label, **line_kw)
     set_step_axis(ax, axis)
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))
 

@@ -76,6 +76,23 @@ def stack_lock(checkpoint: Path) -> FileLock:
     return FileLock(checkpoint.with_suffix(".lock"))
 
 
+def training_plan(
+    n_asked: int, missing: Sequence[RunConfig], groups: Sequence[Sequence[int]], max_stack: int
+) -> str:
+    """One line saying what is about to train, so a notebook rerun that trains for minutes says
+    so up front instead of sitting silent until the first bar appears.
+
+    Run-steps (the sum of the missing runs' steps) measure the work, whatever the stacking."""
+    stacks = sum(-(-len(group) // max_stack) for group in groups)  # ceil: chunks of max_stack
+    run_steps = sum(c.steps for c in missing)
+    stored = n_asked - len(missing)
+    return (
+        f"training {len(missing)} of {n_asked} runs ({stored} stored): "
+        f"{stacks} stack{'s' if stacks != 1 else ''}, {run_steps:,} run-steps; "
+        "a bar per stack shows its time left"
+    )
+
+
 def run_sweep(
     configs: Sequence[RunConfig],
     store: ResultStore | None = None,
@@ -91,7 +108,8 @@ def run_sweep(
     Runs are stacked at most ``max_stack`` at a time (memory); duplicates train once. With
     ``$OMNIGROK_TRAIN=0`` nothing trains: missing runs raise ``MissingRuns``. Past
     ``deadline`` (``time.monotonic()``) the stack in training checkpoints and
-    ``BudgetExhausted`` is raised; what finished before is stored.
+    ``BudgetExhausted`` is raised; what finished before is stored. With ``progress``, a line
+    says what will train (``training_plan``) before the first stack starts.
     """
     store = store or ResultStore()
     dev = resolve_device(device)
@@ -103,7 +121,10 @@ def run_sweep(
     missing = [c for c in dict.fromkeys(configs) if c not in results]
     if missing and not training_allowed():
         raise MissingRuns(missing)
-    for group in group_by_shape(missing):
+    groups = group_by_shape(missing)
+    if missing and progress:
+        print(training_plan(len(results) + len(missing), missing, groups, max_stack), flush=True)
+    for group in groups:
         stack_configs = [missing[i] for i in group]
         for start in range(0, len(stack_configs), max_stack):
             chunk = stack_configs[start : start + max_stack]

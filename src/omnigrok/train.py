@@ -346,6 +346,14 @@ def _progress(total: int, initial: int, enabled: bool) -> tqdm:
 
 
 def _show(bar, records: dict) -> None:
-    if not bar.disable:
-        train, test = np.nanmean(records["train_acc"][-1]), np.nanmean(records["test_acc"][-1])
-        bar.set_postfix(train_acc=f"{train:.3f}", test_acc=f"{test:.3f}", refresh=False)
+    if bar.disable:
+        return
+    # Regression tasks (teacher-student) log accuracy as NaN: their bar shows the losses instead
+    # of "nan" and numpy's "Mean of empty slice" warning, which a notebook prints as stderr.
+    kind = "acc" if np.isfinite(records["train_acc"][-1]).any() else "loss"
+    shown = {}
+    for split in ("train", "test"):
+        latest = np.asarray(records[f"{split}_{kind}"][-1])
+        finite = latest[np.isfinite(latest)]  # diverged runs are NaN: average the others
+        shown[f"{split}_{kind}"] = f"{finite.mean():.3g}" if finite.size else "nan"
+    bar.set_postfix(shown, refresh=False)

@@ -31,12 +31,14 @@ class Outcomes:
         return self.by_chapter[chapter]
 
 
-def outcomes(profile: str = "quick", seeds: Any = None, device: str = "auto") -> Outcomes:
+def outcomes(
+    profile: str = "quick", seeds: Any = None, device: str = "auto", progress: bool = False
+) -> Outcomes:
     """Every claim's chapter set up with its defaults for the profile and run (from the
     store: what the chapters show, nothing stored trained again)."""
     return Outcomes(
         profile,
-        {c.name: c.run(c.setup(profile, seeds, device), progress=False) for c in CLAIMS},
+        {c.name: c.run(c.setup(profile, seeds, device), progress=progress) for c in CLAIMS},
     )
 
 
