@@ -19,7 +19,7 @@ from omnigrok import task as task_registry
 from omnigrok.checks import check_choice, check_float, check_int, fail
 from omnigrok.models import MLPSpec, TransformerSpec, family, spec_from_dict
 
-LOSSES = ("mse", "ce")
+LOSSES = ("mse", "ce", "bce")
 DTYPES = ("float32", "float64")
 CONSTRAINTS = ("none", "init", "fixed")
 
@@ -38,7 +38,9 @@ class TaskSpec:
     ``teacher_student``: a fixed random 5-100-100-5 tanh teacher, ``n_train``/``n_test``
     inputs from N(0, I) (paper Fig. 2). ``modadd``: pairs (a, b) -> (a + b) mod ``p``, a random
     ``train_frac`` of all pairs for training (Nanda et al.; paper Sec. 3.3).
-    ``data_seed`` fixes the teacher, the inputs and the split, and nothing else.
+    ``imdb``: the first ``n_train + n_test`` reviews, split stratified; ``vocab`` most frequent
+    words, reviews cut or left-padded to ``seq_len`` tokens (0: the task's default; paper
+    Sec. 3.2). ``data_seed`` fixes the teacher, the inputs and the split, and nothing else.
     """
 
     name: str
@@ -47,6 +49,8 @@ class TaskSpec:
     p: int = 113
     train_frac: float = 0.3
     data_seed: int = 0
+    seq_len: int = 0
+    vocab: int = 0
 
     def __post_init__(self) -> None:
         check_choice("task", self.name, tuple(task_registry.TASKS))
@@ -55,6 +59,8 @@ class TaskSpec:
         _set(self, "p", check_int("p", self.p, minimum=2, maximum=100_000))
         _set(self, "train_frac", check_float("train_frac", self.train_frac, open_unit=True))
         _set(self, "data_seed", check_int("data_seed", self.data_seed, minimum=0))
+        _set(self, "seq_len", check_int("seq_len", self.seq_len, minimum=0, maximum=100_000))
+        _set(self, "vocab", check_int("vocab", self.vocab, minimum=0, maximum=1_000_000))
 
 
 ModelSpec = MLPSpec | TransformerSpec  # the built-in families (models/ may hold more)
@@ -66,7 +72,9 @@ class RunConfig:
 
     Fields split in two groups. *Shape* fields (task, model, steps, batch size, loss, betas,
     eps, dtype, logging density) must agree for runs that train together as one stacked
-    ensemble; *value* fields (seed, lr, weight decay, α, constraint) may differ run by run.
+    ensemble; *value* fields (seed, lr, weight decay, α, constraint, gradient clip) may differ
+    run by run. ``clip``: each run's gradient rescaled to at most this global norm before its
+    optimizer step (the official IMDb code clips at 5); None: no clipping.
 
     ``constraint``: ``none``; ``init`` holds the weight norm at its value right after scaling
     by α (α·w0, paper Sec. 2 "reduced landscape"); ``fixed`` holds it at ``target_norm``
@@ -89,6 +97,7 @@ class RunConfig:
     seed: int = 0
     dtype: str = "float32"
     n_log: int = 250
+    clip: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.task, TaskSpec):
@@ -116,6 +125,8 @@ class RunConfig:
         _set(self, "seed", check_int("seed", self.seed, minimum=0, maximum=2**31 - 1))
         check_choice("dtype", self.dtype, DTYPES)
         _set(self, "n_log", check_int("n_log", self.n_log, minimum=2))
+        if self.clip is not None:
+            _set(self, "clip", check_float("clip", self.clip, positive=True))
         # What the task needs of its model, loss and batch (its module says).
         task_registry.get(self.task.name).check(self)
 
@@ -139,9 +150,18 @@ class RunConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict; the input of ``run_key``."""
+        """Plain JSON-ready dict; the input of ``run_key``. Fields added after runs were
+        stored (``LATER_FIELDS``) are left out at their defaults, so those runs keep their
+        keys; ``from_dict`` restores the defaults."""
         d = dataclasses.asdict(self)
         d["model"]["kind"] = self.model.kind
+        for path, default in LATER_FIELDS.items():
+            *parents, name = path.split(".")
+            holder = d
+            for parent in parents:
+                holder = holder[parent]
+            if holder[name] == default:
+                del holder[name]
         return d
 
     @classmethod
@@ -150,6 +170,10 @@ class RunConfig:
         spec = spec_from_dict(d.pop("model"))
         return cls(task=TaskSpec(**d.pop("task")), model=spec, betas=tuple(d.pop("betas")), **d)
 
+
+# Fields added after the first runs were stored and archived, with their defaults: a run at
+# the default computes what it did before, and its key must not move (see ``to_dict``).
+LATER_FIELDS: dict[str, Any] = {"task.seq_len": 0, "task.vocab": 0, "clip": None}
 
 # What a run computes is fixed by its config and by this number, not by the package release:
 # bump it only when a change in the code changes the curves of some config (an init, the

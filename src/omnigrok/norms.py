@@ -52,3 +52,15 @@ def project_to_norm_(params: Params, target: torch.Tensor, active: torch.Tensor)
     factor = torch.where(active, target / norm, torch.ones_like(norm))
     scale_(params, factor)
     return torch.where(active, target, norm)
+
+
+@torch.no_grad()
+def clip_grad_norm_(params: Params, max_norm: torch.Tensor) -> None:
+    """Each run's gradient scaled down to global norm at most ``max_norm[k]`` (inf: none), as
+    ``torch.nn.utils.clip_grad_norm_`` does for one model (coefficient
+    ``max_norm / (norm + 1e-6)``, capped at 1)."""
+    grads = {n: p.grad for n, p in params.items() if p.grad is not None}
+    norm = global_norm(grads)
+    coef = (max_norm / (norm + 1e-6)).clamp(max=1.0)
+    for g in grads.values():
+        g.mul_(_per_run(g, coef.to(g.dtype)))

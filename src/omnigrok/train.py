@@ -33,7 +33,7 @@ from tqdm import TqdmWarning, tqdm
 from omnigrok.checks import check_int, resolve_device
 from omnigrok.config import RunConfig
 from omnigrok.models import Params, forward, init_params
-from omnigrok.norms import global_norm, layer_norms, project_to_norm_, scale_
+from omnigrok.norms import clip_grad_norm_, global_norm, layer_norms, project_to_norm_, scale_
 from omnigrok.optim import StackedAdamW
 from omnigrok.provenance import provenance
 from omnigrok.store import RunResult, atomic_torch_save, log_schedule
@@ -87,7 +87,12 @@ def loss_per_run(
     out: torch.Tensor, y: torch.Tensor, loss: str, n_classes: int | None
 ) -> torch.Tensor:
     """Mean loss of each run, ``[K]``. ``mse`` averages over examples and outputs like
-    ``nn.MSELoss`` (one-hot targets for classification); ``ce`` is cross-entropy."""
+    ``nn.MSELoss`` (one-hot targets for classification); ``ce`` is cross-entropy; ``bce`` is
+    binary cross-entropy on a single output read as a logit (``nn.BCELoss`` on its sigmoid,
+    without the sigmoid's rounding)."""
+    if loss == "bce":
+        target = y.expand(out.shape[:2]).to(out.dtype)
+        return F.binary_cross_entropy_with_logits(out[..., 0], target, reduction="none").mean(1)
     if loss == "ce":
         return F.cross_entropy(out.transpose(1, 2), y.expand(out.shape[:2]), reduction="none").mean(
             1
@@ -96,8 +101,15 @@ def loss_per_run(
     return (out - target).pow(2).mean(dim=(1, 2))
 
 
+def correct(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """1 where a run's prediction is the label, ``[K, B]``: the largest output, or for a single
+    output (a logit) whether it is positive."""
+    predicted = out.argmax(dim=-1) if out.shape[-1] > 1 else (out[..., 0] > 0).long()
+    return (predicted == y).to(out.dtype)
+
+
 def accuracy_per_run(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return (out.argmax(dim=-1) == y).to(out.dtype).mean(dim=1)
+    return correct(out, y).mean(dim=1)
 
 
 @torch.no_grad()
@@ -112,9 +124,9 @@ def evaluate(config: RunConfig, params: Params, data: TaskData, split: str) -> t
         total_loss = total_loss + loss_per_run(out, yb, config.loss, data.n_classes) * len(yb)
         if data.n_classes:
             total_correct = total_correct + accuracy_per_run(out, yb) * len(yb)
-            correct = (out.argmax(dim=-1) == yb).to(out.dtype)
+            hits = correct(out, yb)
             for name, mask in groups.items():
-                group_correct[name] = group_correct[name] + correct @ mask[part].to(out.dtype)
+                group_correct[name] = group_correct[name] + hits @ mask[part].to(out.dtype)
     acc = total_correct / n if data.n_classes else torch.full_like(total_loss, math.nan)
     by_group = {
         name: group_correct[name] / max(int(mask.sum()), 1) for name, mask in groups.items()
@@ -152,6 +164,8 @@ class _Stack:
         self.target = torch.where(at_init, global_norm(self.params), fixed)
         self.constrained = as_tensor([c.constraint != "none" for c in configs])
         self.any_constrained = bool(self.constrained.any())
+        self.clip = as_tensor([c.clip or math.inf for c in configs], dtype=dtype)
+        self.any_clipped = any(c.clip is not None for c in configs)
         self.opt = StackedAdamW(
             self.params,
             lr=as_tensor([c.lr for c in configs], dtype=dtype),
@@ -175,6 +189,8 @@ class _Stack:
         losses = loss_per_run(out, y, self.cfg.loss, self.data.n_classes)
         self._mark_diverged(losses.detach().abs() < self.overflow)  # False for NaN and inf too
         torch.where(self.alive, losses, torch.zeros_like(losses)).sum().backward()
+        if self.any_clipped:
+            clip_grad_norm_(self.params, self.clip)
         self.opt.step(self.alive)
         self.opt.zero_grad()
         if self.any_constrained:

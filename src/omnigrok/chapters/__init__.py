@@ -3,15 +3,16 @@
 ``numbers`` -> ``verdict`` -> figures.
 
 ``goldilocks`` (claim 1), ``large_init`` (claim 2), ``constraint`` (claim 3), ``axes``
-(claim 4) and ``width`` (the discussion's width question) are chapters; ``dashboard`` and
+(claim 4), ``imdb`` (claims 1-3 on the IMDb LSTM) and ``width`` (the discussion's width
+question) are chapters; ``dashboard`` and
 ``discussion`` read their outcomes, and ``cost`` counts their runs.
 """
 
-from omnigrok.chapters import axes, constraint, goldilocks, large_init, width
+from omnigrok.chapters import axes, constraint, goldilocks, imdb, large_init, width
 from omnigrok.chapters.base import Chapter
 
 CHAPTERS: tuple[Chapter, ...] = tuple(
-    m.CHAPTER for m in (goldilocks, large_init, constraint, axes, width)
+    m.CHAPTER for m in (goldilocks, large_init, constraint, axes, imdb, width)
 )
 
 
@@ -30,6 +31,7 @@ __all__ = [
     "chapter",
     "constraint",
     "goldilocks",
+    "imdb",
     "large_init",
     "width",
 ]

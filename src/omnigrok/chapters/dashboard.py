@@ -11,13 +11,17 @@ from typing import Any
 
 import numpy as np
 
-from omnigrok.chapters import axes, constraint, goldilocks, large_init
+from omnigrok.chapters import axes, constraint, goldilocks, imdb, large_init
 from omnigrok.chapters.base import Chapter
+from omnigrok.sweep import MissingRuns
 from omnigrok.plots import PALETTE, band, log_scale_if_positive, plot_seeds, subplots, themed
 from omnigrok.verdict import Verdict
 
 # The paper's claims, in the book's order: what the dashboard shows a row of.
 CLAIMS: tuple[Chapter, ...] = tuple(m.CHAPTER for m in (goldilocks, large_init, constraint, axes))
+# The claims on the paper's other tasks: a row each where their runs can be had (a paper
+# build reads the archive, which may not hold them yet: the row then says so).
+TASKS: tuple[Chapter, ...] = (imdb.CHAPTER,)
 
 
 @dataclass(frozen=True)
@@ -36,22 +40,36 @@ def outcomes(
 ) -> Outcomes:
     """Every claim's chapter set up with its defaults for the profile and run (from the
     store: what the chapters show, nothing stored trained again)."""
-    return Outcomes(
-        profile,
-        {c.name: c.run(c.setup(profile, seeds, device), progress=progress) for c in CLAIMS},
-    )
+    found = {c.name: c.run(c.setup(profile, seeds, device), progress=progress) for c in CLAIMS}
+    for c in TASKS:
+        try:
+            found[c.name] = c.run(c.setup(profile, seeds, device), progress=progress)
+        except MissingRuns:
+            found[c.name] = None
+    return Outcomes(profile, found)
 
 
-def rows(o: Outcomes) -> list[tuple[str, str, str, Verdict]]:
-    """(chapter, claim, headline numbers, verdict) per claim."""
-    return [(c.name, c.claim, c.headline(o[c.name]), c.verdict(o[c.name])) for c in CLAIMS]
+def rows(o: Outcomes) -> list[tuple[str, str, str, Verdict | None]]:
+    """(chapter, claim, headline numbers, verdict) per claim and per task's claims; None for
+    a task whose runs are not stored (read-only builds)."""
+    out = []
+    for c in CLAIMS + TASKS:
+        if o[c.name] is None:
+            out.append((c.name, c.claim, MISSING, None))
+        else:
+            out.append((c.name, c.claim, c.headline(o[c.name]), c.verdict(o[c.name])))
+    return out
+
+
+MISSING = "not in the archive yet (`python -m omnigrok archive --status`)"
 
 
 def claims_table(o: Outcomes) -> str:
     """Markdown table, one row per claim, linking to its chapter."""
     lines = ["| claim | measured (mean ± sd over seeds) | verdict |", "|---|---|---|"]
     for chapter, claim, measured, verdict in rows(o):
-        lines.append(f"| [{claim}]({chapter}.ipynb) | {measured} | **{verdict.status}** |")
+        status = verdict.status if verdict is not None else "not run"
+        lines.append(f"| [{claim}]({chapter}.ipynb) | {measured} | **{status}** |")
     return "\n".join(lines)
 
 
@@ -105,4 +123,7 @@ def figure(o: Outcomes):
 
 def summary_numbers(o: Outcomes) -> dict[str, str]:
     verdicts = [r[3] for r in rows(o)]
-    return {"n_reproduced": str(sum(v.status == "reproduced" for v in verdicts))}
+    return {
+        "n_reproduced": str(sum(v is not None and v.status == "reproduced" for v in verdicts)),
+        "n_rows": str(len(verdicts)),
+    }

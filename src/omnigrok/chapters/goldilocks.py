@@ -117,7 +117,7 @@ class Landscape:
 
 def landscape(s: Setup, task: str, results: list[RunResult]) -> Landscape:
     """``task``'s runs, α-major over ``s``'s grid and seeds (``Setup.task_configs``), as a
-    landscape."""
+    landscape. ``s``: any setup with ``alphas`` and ``seeds`` (the IMDb chapter's too)."""
     n_a, n_s = len(s.alphas), len(s.seeds)
     grids = {
         m: final(results, m).reshape(n_a, n_s).T

@@ -1,0 +1,343 @@
+"""IMDb sentiment: claims 1-3 on an LSTM (paper Sec. 3.2, Fig. 6; official ``imdb/grokking``
+and ``imdb/landscape``).
+
+The paper's case rests on tasks beyond algorithmic data; this chapter runs three of its claims
+on the IMDb LSTM, with seeds:
+
+1. **Landscape**: the norm held at α·w0 by projection after every step (Adam, no decay, as
+   the official landscape script), α on a log grid from 0.1 to 10: final train loss L-shaped
+   and test loss U-shaped in the norm, whose test-loss minimum is w_c.
+2. **Large init**: α = 6 with weight decay γ memorizes the 750 training reviews, then
+   generalizes late, once its norm has decayed; the baseline (α = 1, no decay) is what it is
+   measured against.
+3. **Constraint**: the same α = 6 init held at w_c (no decay) generalizes without the delay.
+
+"Generalized" means: test accuracy at least the baseline's final test accuracy (mean over its
+seeds) less ``TARGET_SLACK``. The baseline is the paper's own control run, so the target is the
+level this data and model reach without a large init, whatever the profile shrinks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from omnigrok import profiles
+from omnigrok.chapters import base, constraint, goldilocks, large_init
+from omnigrok.chapters.base import Chapter, fetch
+from omnigrok.checks import check_float
+from omnigrok.config import RunConfig, TaskSpec
+from omnigrok.metrics import PERSIST, Edge, first_step_reaching, spread
+from omnigrok.models.lstm import LSTMSpec
+from omnigrok.plots import PALETTE, band, log_scale_if_positive, plot_seeds, subplots, themed
+from omnigrok.store import RunResult
+from omnigrok.tasks.imdb import imdb_run
+from omnigrok.verdict import Verdict, judge
+
+REGIMES = ("large init", "baseline", "held at w_c")
+MEMORIZED = 0.9  # train accuracy that counts as memorized (750 reviews)
+CHANCE = 0.5
+TARGET_SLACK = 0.02  # the target: the baseline's final test accuracy less this
+# The verdict's thresholds are claim 2's and claim 3's (one rule for every task).
+LATE = large_init.LATE
+EDGE_FACTOR = large_init.EDGE_FACTOR
+SPEEDUP_MIN = constraint.SPEEDUP_MIN
+DELAY_REMOVED = constraint.DELAY_REMOVED
+MEMORIZED_TEST_MAX = CHANCE + 0.05  # "memorized, not generalized": test accuracy near chance
+
+
+@dataclass(frozen=True)
+class Setup(base.Setup):
+    """The profile's IMDb runs (``profiles.IMDB``): the landscape grid, the large-init run
+    (α = ``init_scale``, γ = ``weight_decay``; None: the profile's), the α = 1 baseline without
+    decay, and the large init held at ``w_c`` (None: the landscape's test-loss minimum)."""
+
+    chapter = "imdb"
+    init_scale: float = 6.0
+    weight_decay: float | None = None
+    w_c: float | None = None
+    alphas: tuple[float, ...] = field(init=False)
+    landscape_base: RunConfig = field(init=False)
+    bases: dict = field(init=False)  # regime -> base RunConfig (seed varies)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        p = profiles.IMDB[self.profile]
+        alpha = check_float("init_scale", self.init_scale, positive=True)
+        gamma = p["weight_decay"] if self.weight_decay is None else self.weight_decay
+        gamma = check_float("weight_decay", gamma, positive=True)  # the decay is the claim
+        if self.w_c is not None:
+            self._set("w_c", check_float("w_c", self.w_c, positive=True))
+        run = imdb_run(
+            task=TaskSpec(
+                "imdb",
+                n_train=p["n_train"],
+                n_test=p["n_test"],
+                seq_len=p["seq_len"],
+                vocab=p["vocab"],
+            ),
+            model=LSTMSpec(vocab=p["vocab"] + 1, embed=p["embed"], hidden=p["hidden"]),
+            steps=p["steps"],
+            lr=p["lr"],
+            n_log=p["n_log"],
+        )
+        self._set("init_scale", alpha)
+        self._set("weight_decay", gamma)
+        self._set("alphas", tuple(float(a) for a in np.round(np.geomspace(0.1, 10, p["n_alpha"]), 4)))
+        # The official landscape: Adam (AdamW without decay) at lr 1e-3, the norm held.
+        self._set(
+            "landscape_base",
+            run.replace(steps=p["land_steps"], lr=1e-3, weight_decay=0.0, constraint="init"),
+        )
+        bases = {
+            "large init": run.replace(init_scale=alpha, weight_decay=gamma),
+            "baseline": run.replace(init_scale=1.0, weight_decay=0.0),
+        }
+        if self.w_c is not None:
+            bases["held at w_c"] = run.replace(
+                init_scale=alpha, weight_decay=0.0, constraint="fixed", target_norm=self.w_c
+            )
+        self._set("bases", bases)
+
+    def landscape_configs(self) -> list[RunConfig]:
+        """The landscape's runs, α-major (``goldilocks.landscape`` reads them in this order)."""
+        b = self.landscape_base
+        return [b.replace(init_scale=a, seed=s) for a in self.alphas for s in self.seeds]
+
+    def regime_configs(self, regime: str) -> list[RunConfig]:
+        if regime not in self.bases:
+            raise ValueError(
+                "w_c is not known until the landscape is run; pass it, or use run(setup)"
+            )
+        return [self.bases[regime].replace(seed=s) for s in self.seeds]
+
+    def configs(self) -> list[RunConfig]:
+        return self.landscape_configs() + [
+            c for regime in REGIMES if regime in self.bases for c in self.regime_configs(regime)
+        ]
+
+    def planned(self) -> list[RunConfig]:
+        known = self if self.w_c is not None else dataclasses.replace(self, w_c=1.0)
+        return known.configs()
+
+
+setup = Setup
+
+
+@dataclass(frozen=True)
+class Outcome:
+    setup: Setup
+    landscape: goldilocks.Landscape
+    results: dict  # regime -> list[RunResult], seed order
+
+    @property
+    def target(self) -> float:
+        """Test accuracy that counts as generalized: the baseline's final, less the slack."""
+        final = [r["test_acc"][-1] for r in self.results["baseline"]]
+        return float(np.nanmean(final)) - TARGET_SLACK
+
+    def steps_to(self, regime: str, metric: str, threshold: float) -> np.ndarray:
+        return np.array(
+            [first_step_reaching(r.steps, r[metric], threshold, PERSIST) for r in self.results[regime]]
+        )
+
+    def memorized(self, regime: str) -> np.ndarray:
+        return self.steps_to(regime, "train_acc", MEMORIZED)
+
+    def generalized(self, regime: str) -> np.ndarray:
+        return self.steps_to(regime, "test_acc", self.target)
+
+    def edge(self) -> Edge:
+        """The landscape's largest held norm whose test accuracy still reaches the target."""
+        return self.landscape.zone_edge(self.target)
+
+
+def with_w_c(s: Setup, progress: bool = True) -> Setup:
+    """``s`` with w_c known: as given, or the landscape's test-loss minimum (loaded if stored,
+    else trained)."""
+    if s.w_c is not None:
+        return s
+    configs = s.landscape_configs()
+    found = fetch(configs, s.device, progress)
+    land = goldilocks.landscape(s, "imdb", [found[c] for c in configs])
+    return dataclasses.replace(s, w_c=land.goldilocks().w_c)
+
+
+def run(s: Setup, progress: bool = True) -> Outcome:
+    """The landscape first when w_c is not given (loaded if stored), then every run in one
+    ``run_sweep`` (the three regimes share a shape: one stack)."""
+    s = with_w_c(s, progress)
+    found = fetch(s.configs(), s.device, progress)
+    land = goldilocks.landscape(s, "imdb", [found[c] for c in s.landscape_configs()])
+    results = {regime: [found[c] for c in s.regime_configs(regime)] for regime in REGIMES}
+    return Outcome(s, land, results)
+
+
+def _value_at(r: RunResult, metric: str, step: float) -> float:
+    return float(np.interp(step, r.steps, r[metric])) if np.isfinite(step) else np.nan
+
+
+def _ratio(later: np.ndarray, earlier: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(np.isfinite(earlier), later / np.maximum(earlier, 1), np.nan)
+
+
+def numbers(o: Outcome) -> dict[str, str]:
+    land = o.landscape
+    out = {
+        "w_c": f"{land.goldilocks().w_c:.3g}",
+        "w_c_seeds": str(spread([g.w_c for g in land.goldilocks_per_seed()])),
+        "w_edge": str(o.edge()),
+        "target": f"{o.target:.3f}",
+        "w0": str(spread([r["norm"][0] for r in o.results["baseline"]])),
+    }
+    for regime in REGIMES:
+        key = regime.replace(" ", "_")
+        runs = o.results[regime]
+        out[f"{key}_final_test"] = str(spread([r["test_acc"][-1] for r in runs]))
+        out[f"{key}_memorized"] = str(spread(o.memorized(regime)))
+        out[f"{key}_generalized"] = str(spread(o.generalized(regime)))
+        out[f"{key}_delay"] = str(spread(_ratio(o.generalized(regime), o.memorized(regime))))
+    gen = o.generalized("large init")
+    out["norm_at_generalization"] = str(
+        spread([_value_at(r, "norm", g) for r, g in zip(o.results["large init"], gen, strict=True)])
+    )
+    out["speedup"] = str(spread(_ratio(gen, o.generalized("held at w_c"))))
+    return out
+
+
+def verdict(o: Outcome) -> Verdict:
+    s, label = o.setup, goldilocks.label_of("imdb")
+    checks = {
+        f"claim 1, {k.split(': ', 1)[1]}": v
+        for k, v in goldilocks.shape_checks(o.landscape).items()
+    }
+    mem, gen = o.memorized("large init"), o.generalized("large init")
+    test_at_mem = np.array(
+        [_value_at(r, "test_acc", m) for r, m in zip(o.results["large init"], mem, strict=True)]
+    )
+    norm_at_gen = np.array(
+        [_value_at(r, "norm", g) for r, g in zip(o.results["large init"], gen, strict=True)]
+    )
+    edge = o.edge()
+    with np.errstate(invalid="ignore"):
+        at_edge = norm_at_gen / edge.value
+    checks["claim 2, memorizes first"] = (
+        bool(np.all(np.isfinite(mem)) and np.all(test_at_mem <= MEMORIZED_TEST_MAX)),
+        f"α={s.init_scale:g}: train acc >= {MEMORIZED} at steps {mem.tolist()}, test acc then "
+        f"{np.round(test_at_mem, 2).tolist()} (at most {MEMORIZED_TEST_MAX:g} required)",
+    )
+    checks["claim 2, generalizes late"] = (
+        bool(np.all(np.isfinite(gen)) and np.all(gen >= LATE * np.maximum(mem, 1))),
+        f"test acc >= the target {o.target:.3f} at steps {gen.tolist()} (>= {LATE:g}x the "
+        "memorization step required)",
+    )
+    checks["claim 2, when its norm reaches the zone's edge"] = (
+        bool(edge.measured and np.all((at_edge >= 1 / EDGE_FACTOR) & (at_edge <= EDGE_FACTOR))),
+        f"norm then {np.round(norm_at_gen, 1).tolist()} = {np.round(at_edge, 2).tolist()}x the "
+        f"zone's edge {edge} at the target (between 1/{EDGE_FACTOR:g} and {EDGE_FACTOR:g}x "
+        "required; a bound is not enough)",
+    )
+    held = o.generalized("held at w_c")
+    speed = _ratio(gen, held)
+    held_delay = _ratio(held, o.memorized("held at w_c"))
+    checks[f"claim 3, held at w_c is >= {SPEEDUP_MIN:g}x faster, every seed"] = (
+        bool(np.all(np.isfinite(held)) and np.all(speed >= SPEEDUP_MIN)),
+        f"held at w_c = {s.w_c:.3g} reaches the target at steps {held.tolist()}; speedup per "
+        f"seed {np.round(speed, 1).tolist()}",
+    )
+    checks["claim 3, held at w_c has no delay of its own"] = (
+        bool(np.all(held_delay <= DELAY_REMOVED)),
+        f"test step / train step {np.round(held_delay, 2).tolist()} (<= {DELAY_REMOVED:g} "
+        "required)",
+    )
+    base_final = [r["test_acc"][-1] for r in o.results["baseline"]]
+    preconditions = {
+        "the baseline generalizes above chance": (
+            bool(o.target > MEMORIZED_TEST_MAX),
+            f"baseline final test acc {np.round(base_final, 3).tolist()}, target {o.target:.3f} "
+            f"(above {MEMORIZED_TEST_MAX:g} required)",
+        )
+    }
+    return judge(f"{label}: claims 1-3", CRITERION, checks, preconditions)
+
+
+CRITERION = (
+    "claim 1 as on MNIST (train loss L-shaped and test loss U-shaped in the held norm); with "
+    "the target = the α = 1 baseline's final test accuracy (seed mean) less "
+    f"{TARGET_SLACK:g}: claim 2, every large-init seed reaches train acc {MEMORIZED} while its "
+    f"test acc is at most {MEMORIZED_TEST_MAX:g}, reaches the target at least {LATE:g}x later, "
+    f"with its norm within {EDGE_FACTOR:g}x of the zone's edge at the target; claim 3, held "
+    f"at w_c it reaches the target at least {SPEEDUP_MIN:g}x sooner, within {DELAY_REMOVED:g}x "
+    "of its own train step (thresholds held for "
+    f"{PERSIST} logged points)"
+)
+
+
+def headline(o: Outcome) -> str:
+    n = numbers(o)
+    return (
+        f"w_c {n['w_c_seeds']}; α={o.setup.init_scale:g} generalizes at step "
+        f"{n['large_init_generalized']} ({n['large_init_delay']}x its memorization step); held "
+        f"at w_c: speedup {n['speedup']}"
+    )
+
+
+@themed
+def figure_landscape(o: Outcome):
+    """Train and test loss against the held norm, mean and min-max band over seeds."""
+    fig, ax = subplots(1, 1, row_height=3.4)
+    land = o.landscape
+    x = land.norm.mean(0)
+    band(ax, x, land.train_loss, PALETTE[0], "train loss")
+    band(ax, x, land.test_loss, PALETTE[1], "test loss", marker="s")
+    w_c = land.goldilocks().w_c
+    ax.axvline(w_c, color=PALETTE[3], ls="--", lw=1, label=f"w_c = {w_c:.3g}")
+    ax.set(xlabel="weight norm w (held fixed; log axis)", ylabel="final loss (log)")
+    log_scale_if_positive(ax, "x")
+    log_scale_if_positive(ax, "y")
+    ax.legend()
+    ax.set_title(
+        f"IMDb LSTM: reduced landscape\nprofile '{o.setup.profile}', {len(o.setup.seeds)} seeds"
+    )
+    return fig
+
+
+@themed
+def figure_curves(o: Outcome, axis: str = "log"):
+    """Test accuracy (top) and norm (bottom) of the three regimes, one line per seed; train
+    accuracy of the large init dotted; the target and w_c dashed."""
+    fig, (top, bottom) = subplots(2, 1, row_height=2.8, sharex=True)
+    for i, regime in enumerate(REGIMES):
+        plot_seeds(top, o.results[regime], "test_acc", axis, PALETTE[i], regime)
+        plot_seeds(bottom, o.results[regime], "norm", axis, PALETTE[i], None)
+    plot_seeds(top, o.results["large init"], "train_acc", axis, PALETTE[0], "large init, train", ls=":")
+    top.axhline(o.target, color="grey", lw=0.8, ls="--", label=f"target {o.target:.2f}")
+    top.set_ylabel("accuracy")
+    top.legend(loc="lower right", fontsize=7.5)
+    w_c = o.landscape.goldilocks().w_c
+    bottom.axhline(w_c, color=PALETTE[3], ls="--", lw=1, label=f"w_c = {w_c:.3g}")
+    log_scale_if_positive(bottom)
+    bottom.set_ylabel("weight norm w (log)")
+    bottom.legend()
+    s = o.setup
+    top.set_title(
+        f"IMDb LSTM, large init α={s.init_scale:g} (γ={s.weight_decay:g}), baseline α=1 (γ=0)\n"
+        f"profile '{s.profile}', {len(s.seeds)} seeds (a line each), {axis} step axis"
+    )
+    return fig
+
+
+CHAPTER = Chapter(
+    "imdb",
+    "IMDb: claims 1-3 on an LSTM",
+    Setup,
+    run,
+    numbers,
+    verdict,
+    parts=("imdb",),
+    claim="IMDb LSTM: the landscape, large-init grokking and the constraint (claims 1-3)",
+    headline=headline,
+)
