@@ -36,7 +36,7 @@ REPO = BOOK.parent
 NB_OUT = BOOK / "_nb"
 MATHJAX_CACHE = BOOK / "_mathjax"
 MATHJAX_SITE = BOOK / "_extra" / "mathjax"
-FIGURES = BOOK / "_extra" / "figures"
+FIGURES = BOOK / "_figures"
 PROFILES = ("smoke", "quick", "paper")
 # The jupyter-book beside this interpreter, so the book is built by the environment that runs
 # the notebooks, not by whichever jupyter-book comes first on PATH.
@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     # second build, or a chapter rerun after a build, loads the stored results.
     os.environ["OMNIGROK_RESULTS"] = str((args.results or default_root()).resolve())
     os.environ["OMNIGROK_BOOK"] = "1"  # the kernels glue values for the prose (report.glue)
-    # ... and save every glued figure as PNG and SVG, which html_extra_path puts at /figures/.
+    # ... and save every glued figure as PNG and SVG (book/_figures; pages link them).
     os.environ["OMNIGROK_FIGURES"] = str(FIGURES)
     if args.profile == "paper":
         # The kernels inherit this: a run missing from the archive is an error, never hours of

@@ -181,9 +181,10 @@ def test_every_figure_links_its_png_and_svg_drawn_at_column_width(html: Path, na
     and the PNG is the column width's 6.6 in at 150 dpi (readable there: no shrinking)."""
     page = html / "_nb" / f"{name}.html"
     source = page.read_text(encoding="utf-8")
-    glued = re.findall(r"\{glue:figure\} (\S+)", (BOOK / "_nb" / f"{name}.ipynb").read_text())
-    links = re.findall(r'href="(\.\./figures/[^"]+\.(?:png|svg))"', source)
-    assert glued and {f"../figures/{g}.{x}" for g in glued for x in ("png", "svg")} <= set(links)
+    glued = re.findall(r"\{glue:figure\} ([\w.-]+)", (BOOK / "_nb" / f"{name}.ipynb").read_text())
+    links = re.findall(r'href="([^"]+/_downloads/[^"]+\.(?:png|svg))"', source)
+    files = {link.rsplit("/", 1)[1] for link in links}
+    assert glued and {f"{g}.{x}" for g in glued for x in ("png", "svg")} <= files, files
     for link in links:
         path = (page.parent / link).resolve()
         assert path.is_file() and path.stat().st_size > 1000, f"{name}: {link} missing"

@@ -178,8 +178,18 @@ def title(ax, text: str, profile: str, n_seeds: int) -> None:
 
 def log_scale_if_positive(ax, axis: str = "y") -> None:
     """A log scale where there is something positive to put on it (all values <= 0 or NaN,
-    e.g. every run diverged, would make matplotlib raise)."""
+    e.g. every run diverged, would make matplotlib raise). Within less than a decade, ticks
+    are labelled as plain numbers (40, 45), not as 4.5 x 10^1."""
+    import matplotlib.ticker as mticker
+
     values = [v for line in ax.get_lines() for v in np.ravel(getattr(line, f"get_{axis}data")())]
     values = np.asarray(values, float)
-    if np.any(np.isfinite(values) & (values > 0)):
-        getattr(ax, f"set_{axis}scale")("log")
+    positive = values[np.isfinite(values) & (values > 0)]
+    if not len(positive):
+        return
+    getattr(ax, f"set_{axis}scale")("log")
+    if positive.max() / positive.min() < 10:
+        plain = mticker.FuncFormatter(lambda v, _: f"{v:g}")
+        target = getattr(ax, f"{axis}axis")
+        target.set_major_formatter(plain)
+        target.set_minor_formatter(plain)

@@ -109,8 +109,8 @@ def show_markdown(text: str) -> None:
 
 
 BOOK_ENV = "OMNIGROK_BOOK"  # "1" while book/build.py executes the notebooks
-# Where a book build saves every glued figure as PNG and SVG (book/_extra/figures, copied to
-# the site's /figures/, linked under each figure as "Figure files").
+# Where a book build saves every glued figure as PNG and SVG (book/_figures); each page links
+# them under the figure ("Figure files", Sphinx download links: a missing file fails the build).
 FIGURES_ENV = "OMNIGROK_FIGURES"
 
 

@@ -307,7 +307,7 @@ def figure(o: Outcome, axis: str = "log"):
         axes[0, j].axhline(THRESHOLD[task], color="grey", lw=0.8, ls=":")
         log_scale_if_positive(axes[1, j])
         axes[1, j].set_ylabel("weight norm w (log)")
-    axes[0, 0].legend(loc="lower right")
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncols=3)
     fig.suptitle(
         f"profile '{o.setup.profile}', {len(o.setup.seeds)} seeds (a line each), {axis} step axis"
     )
