@@ -30,7 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     raw = gzip.decompress(args.source.read_bytes())
     if hashlib.md5(raw, usedforsecurity=False).hexdigest() != SOURCE_MD5:
-        print(f"{args.source}: md5 differs from {SOURCE_MD5}; not the expected file", file=sys.stderr)
+        print(
+            f"{args.source}: md5 differs from {SOURCE_MD5}; not the expected file", file=sys.stderr
+        )
         return 1
     # No field holds a newline (the source README), so rows are lines; CRLF kept as is.
     lines = raw.split(b"\r\n")

@@ -13,8 +13,8 @@ import numpy as np
 
 from omnigrok.chapters import axes, constraint, goldilocks, imdb, large_init
 from omnigrok.chapters.base import Chapter
-from omnigrok.sweep import MissingRuns
 from omnigrok.plots import PALETTE, band, log_scale_if_positive, plot_seeds, subplots, themed
+from omnigrok.sweep import MissingRuns
 from omnigrok.verdict import Verdict
 
 # The paper's claims, in the book's order: what the dashboard shows a row of.

@@ -85,7 +85,9 @@ class Setup(base.Setup):
         )
         self._set("init_scale", alpha)
         self._set("weight_decay", gamma)
-        self._set("alphas", tuple(float(a) for a in np.round(np.geomspace(0.1, 10, p["n_alpha"]), 4)))
+        self._set(
+            "alphas", tuple(float(a) for a in np.round(np.geomspace(0.1, 10, p["n_alpha"]), 4))
+        )
         # The official landscape: Adam (AdamW without decay) at lr 1e-3, the norm held.
         self._set(
             "landscape_base",
@@ -136,11 +138,14 @@ class Outcome:
     def target(self) -> float:
         """Test accuracy that counts as generalized: the baseline's final, less the slack."""
         final = [r["test_acc"][-1] for r in self.results["baseline"]]
-        return float(np.nanmean(final)) - TARGET_SLACK
+        return round(float(np.nanmean(final)) - TARGET_SLACK, 3)
 
     def steps_to(self, regime: str, metric: str, threshold: float) -> np.ndarray:
         return np.array(
-            [first_step_reaching(r.steps, r[metric], threshold, PERSIST) for r in self.results[regime]]
+            [
+                first_step_reaching(r.steps, r[metric], threshold, PERSIST)
+                for r in self.results[regime]
+            ]
         )
 
     def memorized(self, regime: str) -> np.ndarray:
@@ -313,7 +318,9 @@ def figure_curves(o: Outcome, axis: str = "log"):
     for i, regime in enumerate(REGIMES):
         plot_seeds(top, o.results[regime], "test_acc", axis, PALETTE[i], regime)
         plot_seeds(bottom, o.results[regime], "norm", axis, PALETTE[i], None)
-    plot_seeds(top, o.results["large init"], "train_acc", axis, PALETTE[0], "large init, train", ls=":")
+    plot_seeds(
+        top, o.results["large init"], "train_acc", axis, PALETTE[0], "large init, train", ls=":"
+    )
     top.axhline(o.target, color="grey", lw=0.8, ls="--", label=f"target {o.target:.2f}")
     top.set_ylabel("accuracy")
     top.legend(loc="lower right", fontsize=7.5)
