@@ -6,7 +6,11 @@ on the IMDb LSTM, with seeds:
 
 1. **Landscape**: the norm held at α·w0 by projection after every step (Adam, no decay, as
    the official landscape script), α on a log grid from 0.1 to 10: final train loss L-shaped
-   and test loss U-shaped in the norm, whose test-loss minimum is w_c.
+   and test loss U-shaped in the norm. Here w_c is the held norm with the best seed-mean test
+   *accuracy*: under binary cross-entropy a model that fits its training reviews grows
+   confident, and its test loss is dominated by the few reviews it gets confidently wrong, so
+   the test-loss minimum can sit where the model does not fit at all (measured: the largest
+   norm of the quick grid). Both are reported.
 2. **Large init**: α = 6 with weight decay γ memorizes the 750 training reviews, then
    generalizes late, once its norm has decayed; the baseline (α = 1, no decay) is what it is
    measured against.
@@ -159,15 +163,20 @@ class Outcome:
         return self.landscape.zone_edge(self.target)
 
 
+def best_norm(land: goldilocks.Landscape) -> float:
+    """The held norm with the best seed-mean final test accuracy: this chapter's w_c."""
+    return float(land.norm.mean(0)[int(np.nanargmax(land.test_acc.mean(0)))])
+
+
 def with_w_c(s: Setup, progress: bool = True) -> Setup:
-    """``s`` with w_c known: as given, or the landscape's test-loss minimum (loaded if stored,
-    else trained)."""
+    """``s`` with w_c known: as given, or the landscape's best norm by test accuracy (the
+    landscape loaded if stored, else trained)."""
     if s.w_c is not None:
         return s
     configs = s.landscape_configs()
     found = fetch(configs, s.device, progress)
     land = goldilocks.landscape(s, "imdb", [found[c] for c in configs])
-    return dataclasses.replace(s, w_c=land.goldilocks().w_c)
+    return dataclasses.replace(s, w_c=best_norm(land))
 
 
 def run(s: Setup, progress: bool = True) -> Outcome:
@@ -191,9 +200,12 @@ def _ratio(later: np.ndarray, earlier: np.ndarray) -> np.ndarray:
 
 def numbers(o: Outcome) -> dict[str, str]:
     land = o.landscape
+    per_seed = [n[int(np.nanargmax(a))] for n, a in zip(land.norm, land.test_acc, strict=True)]
     out = {
-        "w_c": f"{land.goldilocks().w_c:.3g}",
-        "w_c_seeds": str(spread([g.w_c for g in land.goldilocks_per_seed()])),
+        "w_c": f"{best_norm(land):.3g}",
+        "w_c_seeds": str(spread(per_seed)),
+        "best_test_acc": str(spread(np.nanmax(land.test_acc, axis=1))),
+        "loss_minimum": f"{land.goldilocks().w_c:.3g}",
         "w_edge": str(o.edge()),
         "target": f"{o.target:.3f}",
         "w0": str(spread([r["norm"][0] for r in o.results["baseline"]])),
@@ -270,7 +282,8 @@ def verdict(o: Outcome) -> Verdict:
 
 
 CRITERION = (
-    "claim 1 as on MNIST (train loss L-shaped and test loss U-shaped in the held norm); with "
+    "claim 1 as on MNIST (train loss L-shaped and test loss U-shaped in the held norm; w_c: the "
+    "held norm with the best test accuracy); with "
     "the target = the α = 1 baseline's final test accuracy (seed mean) less "
     f"{TARGET_SLACK:g}: claim 2, every large-init seed reaches train acc {MEMORIZED} while its "
     f"test acc is at most {MEMORIZED_TEST_MAX:g}, reaches the target at least {LATE:g}x later, "
@@ -293,17 +306,33 @@ def headline(o: Outcome) -> str:
 @themed
 def figure_landscape(o: Outcome):
     """Train and test loss against the held norm, mean and min-max band over seeds."""
-    fig, ax = subplots(1, 1, row_height=3.4)
+    fig, ax = subplots(1, 1, row_height=4.0)
     land = o.landscape
     x = land.norm.mean(0)
     band(ax, x, land.train_loss, PALETTE[0], "train loss")
     band(ax, x, land.test_loss, PALETTE[1], "test loss", marker="s")
-    w_c = land.goldilocks().w_c
-    ax.axvline(w_c, color=PALETTE[3], ls="--", lw=1, label=f"w_c = {w_c:.3g}")
+    w_c = best_norm(land)
+    ax.axvline(w_c, color=PALETTE[3], ls="--", lw=1, label=f"w_c = {w_c:.3g} (best test acc)")
     ax.set(xlabel="weight norm w (held fixed; log axis)", ylabel="final loss (log)")
     log_scale_if_positive(ax, "x")
     log_scale_if_positive(ax, "y")
-    ax.legend()
+    acc = ax.twinx()  # test accuracy on its own axis: where the model generalizes best
+    acc.plot(
+        x,
+        land.test_acc.mean(0),
+        color=PALETTE[2],
+        ls=":",
+        marker="^",
+        ms=4,
+        lw=1.2,
+        label="test accuracy (seed mean, right axis)",
+    )
+    acc.set_ylabel("test accuracy")
+    acc.grid(False)
+    if ax.get_legend() is not None:  # seaborn's own, in the middle of the curves
+        ax.get_legend().remove()
+    handles = [h for a in (ax, acc) for h in a.get_legend_handles_labels()[0]]
+    fig.legend(handles=handles, loc="outside lower center", ncols=2)
     ax.set_title(
         f"IMDb LSTM: reduced landscape\nprofile '{o.setup.profile}', {len(o.setup.seeds)} seeds"
     )
@@ -314,7 +343,7 @@ def figure_landscape(o: Outcome):
 def figure_curves(o: Outcome, axis: str = "log"):
     """Test accuracy (top) and norm (bottom) of the three regimes, one line per seed; train
     accuracy of the large init dotted; the target and w_c dashed."""
-    fig, (top, bottom) = subplots(2, 1, row_height=2.8, sharex=True)
+    fig, (top, bottom) = subplots(2, 1, row_height=3.1, sharex=True)
     for i, regime in enumerate(REGIMES):
         plot_seeds(top, o.results[regime], "test_acc", axis, PALETTE[i], regime)
         plot_seeds(bottom, o.results[regime], "norm", axis, PALETTE[i], None)
@@ -323,8 +352,8 @@ def figure_curves(o: Outcome, axis: str = "log"):
     )
     top.axhline(o.target, color="grey", lw=0.8, ls="--", label=f"target {o.target:.2f}")
     top.set_ylabel("accuracy")
-    top.legend(loc="lower right", fontsize=7.5)
-    w_c = o.landscape.goldilocks().w_c
+    fig.legend(*top.get_legend_handles_labels(), loc="outside lower center", ncols=3)
+    w_c = o.setup.w_c
     bottom.axhline(w_c, color=PALETTE[3], ls="--", lw=1, label=f"w_c = {w_c:.3g}")
     log_scale_if_positive(bottom)
     bottom.set_ylabel("weight norm w (log)")
