@@ -43,12 +43,14 @@ from omnigrok import profiles
 from omnigrok.checks import resolve_device
 from omnigrok.config import RunConfig, TaskSpec
 from omnigrok.models import NandaTransformer, PlainMLP, init_params, transformer_forward
+from omnigrok.models.lstm import LSTMSpec
 from omnigrok.models.mlp import train_flops
 from omnigrok.optim import StackedAdamW
 from omnigrok.plots import PALETTE, subplots, themed
 from omnigrok.store import REPO, log_schedule
 from omnigrok.task import TORCH_DTYPES, TaskData, make_task
 from omnigrok.tasks import mnist_run, modadd_run, teacher_student_run
+from omnigrok.tasks.imdb import imdb_run
 from omnigrok.train import loss_per_run, train_ensemble
 
 # name -> (comparison, threshold): the speed issue's acceptance criteria.
@@ -80,6 +82,7 @@ SIZES: dict[bool, dict[str, Any]] = {
         ks=(1, 5, 10, 20),
         # Claim 1's teacher-student stack is 11 or 21 init scales x 3 or 5 seeds: 33 to 105.
         teacher_ks=(20, 100),
+        lstm=(3, 2, 1),
     ),
     True: dict(
         matmul=(512, 3),
@@ -89,6 +92,7 @@ SIZES: dict[bool, dict[str, Any]] = {
         eval_steps=60,
         ks=(1, 5, 20),
         teacher_ks=(5, 20),
+        lstm=(1, 1, 1),
     ),
 }
 
@@ -436,6 +440,32 @@ def transformer_step(
     return result
 
 
+# -- the IMDb LSTM --------------------------------------------------------------------------
+def lstm_trainer(
+    steps: int, repeats: int, warmup: int, device: str | torch.device = "cpu", quick: bool = False
+) -> dict[str, Any]:
+    """Seconds per run-step of the trainer on the IMDb LSTM at each profile's size: the quick
+    profile's (50 tokens, hidden 32) stacked K = 9 as its chapter stacks its regimes, and the
+    paper's (500 tokens, hidden 256) at K = 1. The book's cost page multiplies these by the
+    profiles' run-steps. ``quick``: the paper size is left out (it takes a second per step)."""
+    dev = resolve_device(device)
+    out = {}
+    sizes = {"quick": (9, profiles.IMDB["quick"]), "paper": (1, profiles.IMDB["paper"])}
+    for name, (k, p) in sizes.items():
+        if quick and name == "paper":
+            continue
+        cfg = imdb_run(
+            task=TaskSpec("imdb", n_train=p["n_train"], n_test=p["n_test"], seq_len=p["seq_len"]),
+            model=LSTMSpec(vocab=p["vocab"] + 1, embed=p["embed"], hidden=p["hidden"]),
+        )
+        data = make_task(cfg.task, dev, cfg.dtype)
+        timed = _time_trainer(
+            [cfg.replace(seed=s) for s in range(k)], data, steps, repeats, warmup, dev
+        )
+        out[name] = {"k": k, **_throughput(timed, k, None)}
+    return out
+
+
 # -- evaluation share ------------------------------------------------------------------------
 def n_log_for_density(steps: int, paper_steps: int = 100_000, n_log: int = 250) -> int:
     """The ``n_log`` that gives a ``steps``-long run about as many log points per step as the
@@ -596,6 +626,7 @@ def run_all(device: str | torch.device = "cpu", quick: bool = False) -> dict[str
     }
     t_steps, t_repeats, t_warmup = size["transformer"]
     results["transformer"] = transformer_step(t_steps, t_repeats, t_warmup, dev)
+    results["lstm"] = lstm_trainer(*size["lstm"], dev, quick=quick)
     results["eval_share"] = eval_share(5, size["eval_steps"], dev)
     results["ratios"] = ratios(results)
     return results

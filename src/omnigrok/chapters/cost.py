@@ -8,6 +8,7 @@ as such).
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -72,10 +73,15 @@ def profile_costs(
     }
     tf = results["transformer"]
     modadd_step = tf.get("trainer", tf["stacked"])["seconds_per_step"]
+    lstm = results.get("lstm", {})
     rows_out = []
     for profile in profiles_:
         m = profiles.MODADD[profile]
         per_run_step["modadd"] = modadd_step * int(m["train_frac"] * m["p"] ** 2) / 3830
+        # The IMDb LSTM at its profile's size (smoke: the quick measurement, an upper bound);
+        # NaN where the benchmark did not measure it.
+        measured = lstm.get("paper" if profile == "paper" else "quick")
+        per_run_step["imdb"] = 1 / measured["run_steps_per_second"] if measured else math.nan
         for task, steps in run_steps(profile).items():
             rows_out.append(
                 {

@@ -103,7 +103,7 @@ def figure(o: Outcomes):
     log_scale_if_positive(ax[0], "y")
     plot_seeds(ax[1], o["claim2"].main, "test_acc", "log", PALETTE[1], "test")
     plot_seeds(ax[1], o["claim2"].main, "train_acc", "log", PALETTE[0], "train")
-    ax[1].set_title("2. MNIST α=8: accuracy")
+    ax[1].set(title="2. MNIST α=8: accuracy", ylabel="accuracy")
     speedups = {
         constraint.TASK_LABELS[task]: constraint.speedup(o["claim3"], task)[0]
         for task in ("mnist", "modadd")
