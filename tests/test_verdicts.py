@@ -384,3 +384,28 @@ def test_claim4_t10_and_t90_need_persistence():
     r = axes_run(blip)
     assert first_step_reaching(r.steps, blip, 0.9, persist=1) == 50  # the old reading
     assert axes.jump(r)["t90"] == 5000
+
+
+# ------------------------------------------------- claim 1 on modular addition: where 0.8·w0 sits
+
+
+def held_modadd(w_c_alpha: float, acc_at_paper: float) -> goldilocks.Landscape:
+    """A U-shaped held-norm landscape with its minimum at ``w_c_alpha`` (norm 10x α) and test
+    accuracy ``acc_at_paper`` at α = 0.8 (1 elsewhere near the minimum)."""
+    alphas = np.array(sorted({*np.round(np.geomspace(0.1, 10, 7), 4), 0.8}))
+    norm = np.tile(alphas * 10, (3, 1))
+    test = np.tile(0.1 + np.log(alphas / w_c_alpha) ** 2, (3, 1))
+    train = np.tile(np.where(alphas < 0.3, 1.0, 1e-6), (3, 1))
+    acc = np.tile(np.where(np.isclose(alphas, 0.8), acc_at_paper, 1.0), (3, 1))
+    return goldilocks.Landscape("modadd", alphas, norm, train, test, acc)
+
+
+def test_modadd_landscape_places_the_papers_norm():
+    from omnigrok.chapters import modadd_landscape
+
+    at = modadd_landscape.verdict(held_modadd(0.8, 0.99))
+    assert at.status == REPRODUCED, at.markdown()
+    edge = modadd_landscape.verdict(held_modadd(0.2, 0.97))  # in the zone, 4x w_c
+    assert passed(edge, "inside the zone") == [True] and passed(edge, "is at w_c") == [False]
+    stalled = modadd_landscape.verdict(held_modadd(0.8, 0.6))  # at w_c but stalls
+    assert passed(stalled, "inside the zone") == [False]

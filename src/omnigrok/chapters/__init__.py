@@ -3,16 +3,24 @@
 ``numbers`` -> ``verdict`` -> figures.
 
 ``goldilocks`` (claim 1), ``large_init`` (claim 2), ``constraint`` (claim 3), ``axes``
-(claim 4), ``imdb`` (claims 1-3 on the IMDb LSTM) and ``width`` (the discussion's width
-question) are chapters; ``dashboard`` and
+(claim 4), ``imdb`` (claims 1-3 on the IMDb LSTM), ``width`` (the discussion's width
+question) and ``modadd_landscape`` (claim 1 on modular addition) are chapters; ``dashboard`` and
 ``discussion`` read their outcomes, and ``cost`` counts their runs.
 """
 
-from omnigrok.chapters import axes, constraint, goldilocks, imdb, large_init, width
+from omnigrok.chapters import (
+    axes,
+    constraint,
+    goldilocks,
+    imdb,
+    large_init,
+    modadd_landscape,
+    width,
+)
 from omnigrok.chapters.base import Chapter
 
 CHAPTERS: tuple[Chapter, ...] = tuple(
-    m.CHAPTER for m in (goldilocks, large_init, constraint, axes, imdb, width)
+    m.CHAPTER for m in (goldilocks, large_init, constraint, axes, imdb, width, modadd_landscape)
 )
 
 
@@ -33,5 +41,6 @@ __all__ = [
     "goldilocks",
     "imdb",
     "large_init",
+    "modadd_landscape",
     "width",
 ]

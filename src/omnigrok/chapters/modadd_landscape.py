@@ -1,0 +1,173 @@
+"""Claim 1 on modular addition itself: the transformer's reduced landscape (issue of the
+skeptics' questions; paper Sec. 3.3 constrains this model at 0.8 of its init norm).
+
+Claim 3 holds Nanda et al.'s transformer at 0.8·w0, the paper's constrained run, without
+mapping the landscape that setting is read from. This chapter maps it: the norm held at α·w0
+(weight decay 0, projection after every step) for α on a log grid from 0.1 to 10 with 0.8
+added, the profile's modular-addition setting otherwise (claims 3 and 4). It asks whether
+train loss is L-shaped and test loss U-shaped in the norm here too, and where 0.8·w0 sits:
+at the test-loss minimum w_c, or only inside the zone, near its edge.
+
+Accuracy is read on the *novel* test pairs (whose mirror (b, a) is not in training): a model
+that memorized (b, a) answers (a, b) without generalizing (see claim 4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from omnigrok import profiles
+from omnigrok.chapters import base, goldilocks
+from omnigrok.chapters.base import Chapter, fetch, final, modadd_base
+from omnigrok.config import RunConfig
+from omnigrok.metrics import spread
+from omnigrok.plots import PALETTE, band, log_scale_if_positive, subplots, themed
+from omnigrok.store import RunResult
+from omnigrok.verdict import Verdict, judge
+
+PAPER_ALPHA = 0.8  # the paper's constrained run: 0.8 of Nanda et al.'s init norm
+ZONE = 0.95  # test accuracy (novel pairs) that counts as inside the zone: claim 3's threshold
+AT_W_C = 1.5  # "at w_c": within this factor of the test-loss minimum (claim 2's edge factor)
+
+
+@dataclass(frozen=True)
+class Setup(base.Setup):
+    """The profile's modular addition (``profiles.MODADD``), unconstrained in claims 3 and 4,
+    here held at α·w0 with weight decay 0 for every α of the grid."""
+
+    chapter = "landscape_modadd"
+    alphas: tuple[float, ...] = field(init=False)
+    held: RunConfig = field(init=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        n_alpha = profiles.MODADD_LANDSCAPE[self.profile]["n_alpha"]
+        grid = np.round(np.geomspace(0.1, 10, n_alpha), 4)
+        self._set("alphas", tuple(sorted({float(a) for a in grid} | {PAPER_ALPHA})))
+        held = modadd_base(self.profile).replace(weight_decay=0.0, constraint="init")
+        self._set("held", held)
+
+    def configs(self) -> list[RunConfig]:
+        """α-major, as ``goldilocks.landscape`` reads them."""
+        return [self.held.replace(init_scale=a, seed=s) for a in self.alphas for s in self.seeds]
+
+
+setup = Setup
+
+
+def _accuracy(r: RunResult) -> str:
+    return "test_acc_novel" if "test_acc_novel" in r.metrics else "test_acc"
+
+
+def run(s: Setup, progress: bool = True) -> goldilocks.Landscape:
+    """The landscape (one sweep), test accuracy read on the novel pairs."""
+    found = fetch(s.configs(), s.device, progress)
+    results = [found[c] for c in s.configs()]
+    n_a, n_s = len(s.alphas), len(s.seeds)
+    grids = {m: final(results, m).reshape(n_a, n_s).T for m in ("norm", "train_loss", "test_loss")}
+    acc = np.array([r[_accuracy(r)][-1] for r in results]).reshape(n_a, n_s).T
+    return goldilocks.Landscape("modadd", np.array(s.alphas), test_acc=acc, **grids)
+
+
+def _paper_index(land: goldilocks.Landscape) -> int:
+    return int(np.flatnonzero(np.isclose(land.alphas, PAPER_ALPHA))[0])
+
+
+def numbers(land: goldilocks.Landscape) -> dict[str, str]:
+    i = _paper_index(land)
+    g = land.goldilocks()
+    return {
+        "w_c": f"{g.w_c:.3g}",
+        "w_c_seeds": str(spread([x.w_c for x in land.goldilocks_per_seed()])),
+        "w_c_refined": str(land.refined()),
+        "alpha_c": f"{land.alphas[np.argmin(np.abs(land.norm.mean(0) - g.w_c))]:.3g}",
+        "paper_norm": str(spread(land.norm[:, i])),
+        "paper_test_acc": str(spread(land.test_acc[:, i])),
+        "edge": str(land.zone_edge(ZONE)),
+        "paper_over_w_c": f"{land.norm[:, i].mean() / g.w_c:.3g}",
+    }
+
+
+def verdict(land: goldilocks.Landscape) -> Verdict:
+    checks = {k.split(": ", 1)[1]: v for k, v in goldilocks.shape_checks(land).items()}
+    i = _paper_index(land)
+    acc, norm = land.test_acc[:, i], land.norm[:, i].mean()
+    w_c = land.goldilocks().w_c
+    checks[f"0.8·w0 is inside the zone (novel-pair test acc >= {ZONE}, every seed)"] = (
+        bool(np.all(acc >= ZONE)),
+        f"at α = {PAPER_ALPHA} (w = {norm:.3g}): test acc on novel pairs "
+        f"{np.round(acc, 3).tolist()}",
+    )
+    ratio = norm / w_c
+    checks[f"0.8·w0 is at w_c (within {AT_W_C:g}x of the test-loss minimum)"] = (
+        bool(1 / AT_W_C <= ratio <= AT_W_C),
+        f"0.8·w0 = {norm:.3g} is {ratio:.3g}x w_c = {w_c:.3g}; the zone's upper edge at "
+        f"{ZONE}: {land.zone_edge(ZONE)}",
+    )
+    return judge("Claim 1 on modular addition", CRITERION, checks)
+
+
+CRITERION = (
+    "on the transformer for modular addition: train loss L-shaped and test loss U-shaped in "
+    "the held norm (claim 1's criterion), and the paper's constrained norm 0.8·w0 both inside "
+    f"the zone (test accuracy on novel pairs >= {ZONE} for every seed) and at its minimum "
+    f"(within {AT_W_C:g}x of the test-loss minimum w_c)"
+)
+
+
+def headline(land: goldilocks.Landscape) -> str:
+    n = numbers(land)
+    return f"w_c {n['w_c_seeds']}; 0.8·w0 = {n['paper_norm']} ({n['paper_over_w_c']}x w_c)"
+
+
+@themed
+def figure(land: goldilocks.Landscape, profile: str):
+    """Train and test loss against the held norm, mean and min-max band over seeds, with the
+    novel-pair test accuracy on a second axis; 0.8·w0 and w_c marked."""
+    fig, ax = subplots(1, 1, row_height=4.0)
+    x = land.norm.mean(0)
+    band(ax, x, land.train_loss, PALETTE[0], "train loss")
+    band(ax, x, land.test_loss, PALETTE[1], "test loss", marker="s")
+    w_c = land.goldilocks().w_c
+    paper = x[_paper_index(land)]
+    ax.axvline(w_c, color=PALETTE[3], ls="--", lw=1, label=f"w_c = {w_c:.3g} (test-loss minimum)")
+    ax.axvline(paper, color=PALETTE[4], ls="-.", lw=1, label=f"0.8·w0 = {paper:.3g} (the paper's)")
+    ax.set(xlabel="weight norm w (held fixed; log axis)", ylabel="final loss (log)")
+    log_scale_if_positive(ax, "x")
+    log_scale_if_positive(ax, "y")
+    acc = ax.twinx()
+    acc.plot(
+        x,
+        land.test_acc.mean(0),
+        color=PALETTE[2],
+        ls=":",
+        marker="^",
+        ms=4,
+        lw=1.2,
+        label="test accuracy, novel pairs (seed mean, right axis)",
+    )
+    acc.set(ylabel="test accuracy (novel pairs)", ylim=(-0.02, 1.02))
+    acc.grid(False)
+    if ax.get_legend() is not None:  # seaborn's own, in the middle of the curves
+        ax.get_legend().remove()
+    handles = [h for a in (ax, acc) for h in a.get_legend_handles_labels()[0]]
+    fig.legend(handles=handles, loc="outside lower center", ncols=2)
+    ax.set_title(
+        f"modular addition, reduced landscape\nprofile '{profile}', {land.norm.shape[0]} seeds"
+    )
+    return fig
+
+
+CHAPTER = Chapter(
+    "landscape_modadd",
+    "Claim 1 on modular addition",
+    Setup,
+    run,
+    numbers,
+    verdict,
+    parts=("landscape_modadd",),
+    claim="The transformer's landscape: L and U in the held norm, and where 0.8·w0 sits",
+    headline=headline,
+)
