@@ -137,7 +137,8 @@ class PartStatus:
         left = self.total - self.stored
         state = "complete" if self.complete else f"{left} run(s) left"
         wait = f"; {self.waiting}" if self.waiting else ""
-        return f"{self.name:>7}: {self.stored}/{self.total} runs, {state}{wait}; device time {secs}"
+        name = self.name.rjust(max(len(p) for p in PARTS))  # the names line up
+        return f"{name}: {self.stored}/{self.total} runs, {state}{wait}; device time {secs}"
 
 
 def reading_archive() -> Path | None:
