@@ -128,6 +128,17 @@ IMDB = {
 # constrained run, is added); every other setting is the profile's modular addition above.
 MODADD_LANDSCAPE = {"smoke": dict(n_alpha=5), "quick": dict(n_alpha=9), "paper": dict(n_alpha=11)}
 
+# The delay against γ over two decades (its own chapter): claim 2's profile (steps, test images,
+# logging), γ on a log grid from ``low`` to ``high``. The quick grid is centred on claim 2's
+# quick γ = 0.2 times 10^[0, 2]: at 1e4 steps, γ below 0.2 cannot bring the α = 8 norm to the
+# zone within the budget (ln(w0/w_edge)/(lr γ) ~ 1e4 steps at 0.2); the paper grid spans the
+# paper's γ = 0.01 to 1 at 1e5 steps.
+DELAY_GAMMA = {
+    "smoke": dict(low=2.0, high=32.0, n=3),
+    "quick": dict(low=0.2, high=20.0, n=5),
+    "paper": dict(low=0.01, high=1.0, n=5),
+}
+
 TABLES = {
     "landscape": LANDSCAPE,
     "large_init": LARGE_INIT,
@@ -135,4 +146,5 @@ TABLES = {
     "widths": WIDTHS,
     "imdb": IMDB,
     "modadd_landscape": MODADD_LANDSCAPE,
+    "delay_gamma": DELAY_GAMMA,
 }

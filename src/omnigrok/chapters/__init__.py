@@ -4,13 +4,15 @@
 
 ``goldilocks`` (claim 1), ``large_init`` (claim 2), ``constraint`` (claim 3), ``axes``
 (claim 4), ``imdb`` (claims 1-3 on the IMDb LSTM), ``width`` (the discussion's width
-question) and ``modadd_landscape`` (claim 1 on modular addition) are chapters; ``dashboard`` and
+question), ``modadd_landscape`` (claim 1 on modular addition) and ``delay_gamma`` (the delay
+over two decades of γ) are chapters; ``dashboard`` and
 ``discussion`` read their outcomes, and ``cost`` counts their runs.
 """
 
 from omnigrok.chapters import (
     axes,
     constraint,
+    delay_gamma,
     goldilocks,
     imdb,
     large_init,
@@ -20,7 +22,8 @@ from omnigrok.chapters import (
 from omnigrok.chapters.base import Chapter
 
 CHAPTERS: tuple[Chapter, ...] = tuple(
-    m.CHAPTER for m in (goldilocks, large_init, constraint, axes, imdb, width, modadd_landscape)
+    m.CHAPTER
+    for m in (goldilocks, large_init, constraint, axes, imdb, width, modadd_landscape, delay_gamma)
 )
 
 
@@ -38,6 +41,7 @@ __all__ = [
     "axes",
     "chapter",
     "constraint",
+    "delay_gamma",
     "goldilocks",
     "imdb",
     "large_init",
