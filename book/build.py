@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from omnigrok import archive
+from omnigrok.report import chapter_title
 from omnigrok.store import default_root
 
 BOOK = Path(__file__).resolve().parent
@@ -107,15 +108,6 @@ def ensure_mathjax() -> None:
         npm = ["npm", "install", "--no-save", "--no-audit", "--no-fund", "--prefix"]
         subprocess.run([*npm, str(MATHJAX_CACHE), "mathjax@3"], check=True)
     shutil.copytree(es5, MATHJAX_SITE, dirs_exist_ok=True)
-
-
-def chapter_title(source: Path) -> str:
-    """The first heading of a notebook (its chapter title), else its file name."""
-    for cell in json.loads(source.read_text())["cells"]:
-        for line in "".join(cell["source"]).splitlines():
-            if cell["cell_type"] == "markdown" and line.startswith("# "):
-                return line[2:].strip()
-    return source.stem
 
 
 def placeholder(name: str, parts: list[str], notebooks: Path) -> None:

@@ -632,7 +632,7 @@ def run_all(device: str | torch.device = "cpu", quick: bool = False) -> dict[str
     return results
 
 
-def _largest_k(timed: dict[str, dict]) -> dict:
+def largest_k(timed: dict[str, dict]) -> dict:
     """Of trainer timings keyed by K, the one at the largest K (the targets' reference)."""
     return timed[max(timed, key=int)]
 
@@ -652,7 +652,7 @@ def _ratio(name: str, value: float, note: str) -> dict[str, Any]:
 def ratios(results: dict[str, Any]) -> list[dict[str, Any]]:
     """The issue's targets from ``run_all``'s results: value, target, pass/fail each."""
     ceiling = _ceilings(results)["teacher_student"]
-    trainer = _largest_k(results["trainer_mnist"])
+    trainer = largest_k(results["trainer_mnist"])
     k = trainer["k"]
     plain = results["plain_mnist"]
 
@@ -714,7 +714,7 @@ def _ceilings(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
     out = {}
     for task, (trainers, slow, cfg) in pairs.items():
-        fast = _largest_k(trainers)
+        fast = largest_k(trainers)
         speedup = fast["run_steps_per_second"] / slow["run_steps_per_second"]
         ceiling = gemm_ceiling(slow["seconds_per_step"], mlp_step_flops(cfg, exact=True), limit)
         out[task] = {"trainer": fast, "speedup": speedup, "ceiling": ceiling}

@@ -172,6 +172,24 @@ def band(
     ax.set(xlabel=None, ylabel=None)
 
 
+def accuracy_axis(
+    fig, ax, x: np.ndarray, accuracy: np.ndarray, label: str, ylabel: str, ylim=None
+) -> None:
+    """The seed-mean ``accuracy`` against ``x`` on a second y axis of a landscape panel
+    (dotted), and one legend below the figure for both axes (seaborn's own, in the middle of
+    the curves, removed)."""
+    acc = ax.twinx()
+    acc.plot(x, accuracy, color=PALETTE[2], ls=":", marker="^", ms=4, lw=1.2, label=label)
+    acc.set_ylabel(ylabel)
+    if ylim is not None:
+        acc.set_ylim(ylim)
+    acc.grid(False)
+    if ax.get_legend() is not None:
+        ax.get_legend().remove()
+    handles = [h for a in (ax, acc) for h in a.get_legend_handles_labels()[0]]
+    fig.legend(handles=handles, loc="outside lower center", ncols=2)
+
+
 def title(ax, text: str, profile: str, n_seeds: int) -> None:
     ax.set_title(f"{text}\nprofile '{profile}', {n_seeds} seeds")
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from omnigrok import profiles
+from omnigrok.bench import largest_k
 from omnigrok.chapters import CHAPTERS
 from omnigrok.config import RunConfig
 from omnigrok.models import MLPSpec
@@ -53,11 +54,6 @@ def run_steps(profile: str) -> dict[str, int]:
     return {task: round(steps) for task, steps in counts.items()}
 
 
-def _largest_k(timed: dict[str, dict]) -> dict:
-    """Of trainer timings keyed by K, the one at the largest K."""
-    return timed[max(timed, key=int)]
-
-
 def profile_costs(
     results: dict[str, Any], profiles_: Sequence[str] = ("smoke", "quick", "paper")
 ) -> list[dict[str, Any]]:
@@ -67,9 +63,9 @@ def profile_costs(
     K = 1 step, scaled by training-set size, since its full-batch cost is proportional to it).
     Training only: evaluation adds its share on top."""
     per_run_step = {
-        "mnist": 1 / _largest_k(results["trainer_mnist"])["run_steps_per_second"],
+        "mnist": 1 / largest_k(results["trainer_mnist"])["run_steps_per_second"],
         "teacher_student": 1
-        / _largest_k(results["teacher_student"]["trainer"])["run_steps_per_second"],
+        / largest_k(results["teacher_student"]["trainer"])["run_steps_per_second"],
     }
     tf = results["transformer"]
     modadd_step = tf.get("trainer", tf["stacked"])["seconds_per_step"]

@@ -35,8 +35,15 @@ from omnigrok.checks import check_float
 from omnigrok.config import RunConfig, TaskSpec
 from omnigrok.metrics import PERSIST, Edge, first_step_reaching, spread
 from omnigrok.models.lstm import LSTMSpec
-from omnigrok.plots import PALETTE, band, log_scale_if_positive, plot_seeds, subplots, themed
-from omnigrok.store import RunResult
+from omnigrok.plots import (
+    PALETTE,
+    accuracy_axis,
+    band,
+    log_scale_if_positive,
+    plot_seeds,
+    subplots,
+    themed,
+)
 from omnigrok.tasks.imdb import imdb_run
 from omnigrok.verdict import Verdict, judge
 
@@ -158,6 +165,13 @@ class Outcome:
     def generalized(self, regime: str) -> np.ndarray:
         return self.steps_to(regime, "test_acc", self.target)
 
+    def at(self, regime: str, metric: str, steps: np.ndarray) -> np.ndarray:
+        """Each seed's ``metric`` at its own step of ``steps`` (NaN where that step is inf)."""
+        runs = self.results[regime]
+        return np.array(
+            [large_init.value_at(r, metric, t) for r, t in zip(runs, steps, strict=True)]
+        )
+
     def edge(self) -> Edge:
         """The landscape's largest held norm whose test accuracy still reaches the target."""
         return self.landscape.zone_edge(self.target)
@@ -189,10 +203,6 @@ def run(s: Setup, progress: bool = True) -> Outcome:
     return Outcome(s, land, results)
 
 
-def _value_at(r: RunResult, metric: str, step: float) -> float:
-    return float(np.interp(step, r.steps, r[metric])) if np.isfinite(step) else np.nan
-
-
 def _ratio(later: np.ndarray, earlier: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(np.isfinite(earlier), later / np.maximum(earlier, 1), np.nan)
@@ -218,9 +228,7 @@ def numbers(o: Outcome) -> dict[str, str]:
         out[f"{key}_generalized"] = str(spread(o.generalized(regime)))
         out[f"{key}_delay"] = str(spread(_ratio(o.generalized(regime), o.memorized(regime))))
     gen = o.generalized("large init")
-    out["norm_at_generalization"] = str(
-        spread([_value_at(r, "norm", g) for r, g in zip(o.results["large init"], gen, strict=True)])
-    )
+    out["norm_at_generalization"] = str(spread(o.at("large init", "norm", gen)))
     out["speedup"] = str(spread(_ratio(gen, o.generalized("held at w_c"))))
     return out
 
@@ -232,12 +240,8 @@ def verdict(o: Outcome) -> Verdict:
         for k, v in goldilocks.shape_checks(o.landscape).items()
     }
     mem, gen = o.memorized("large init"), o.generalized("large init")
-    test_at_mem = np.array(
-        [_value_at(r, "test_acc", m) for r, m in zip(o.results["large init"], mem, strict=True)]
-    )
-    norm_at_gen = np.array(
-        [_value_at(r, "norm", g) for r, g in zip(o.results["large init"], gen, strict=True)]
-    )
+    test_at_mem = o.at("large init", "test_acc", mem)
+    norm_at_gen = o.at("large init", "norm", gen)
     edge = o.edge()
     with np.errstate(invalid="ignore"):
         at_edge = norm_at_gen / edge.value
@@ -316,23 +320,14 @@ def figure_landscape(o: Outcome):
     ax.set(xlabel="weight norm w (held fixed; log axis)", ylabel="final loss (log)")
     log_scale_if_positive(ax, "x")
     log_scale_if_positive(ax, "y")
-    acc = ax.twinx()  # test accuracy on its own axis: where the model generalizes best
-    acc.plot(
+    accuracy_axis(
+        fig,
+        ax,
         x,
         land.test_acc.mean(0),
-        color=PALETTE[2],
-        ls=":",
-        marker="^",
-        ms=4,
-        lw=1.2,
-        label="test accuracy (seed mean, right axis)",
+        "test accuracy (seed mean, right axis)",
+        "test accuracy",
     )
-    acc.set_ylabel("test accuracy")
-    acc.grid(False)
-    if ax.get_legend() is not None:  # seaborn's own, in the middle of the curves
-        ax.get_legend().remove()
-    handles = [h for a in (ax, acc) for h in a.get_legend_handles_labels()[0]]
-    fig.legend(handles=handles, loc="outside lower center", ncols=2)
     ax.set_title(
         f"IMDb LSTM: reduced landscape\nprofile '{o.setup.profile}', {len(o.setup.seeds)} seeds"
     )

@@ -23,7 +23,7 @@ from omnigrok.chapters import base, goldilocks
 from omnigrok.chapters.base import Chapter, fetch, final, modadd_base
 from omnigrok.config import RunConfig
 from omnigrok.metrics import spread
-from omnigrok.plots import PALETTE, band, log_scale_if_positive, subplots, themed
+from omnigrok.plots import PALETTE, accuracy_axis, band, log_scale_if_positive, subplots, themed
 from omnigrok.store import RunResult
 from omnigrok.verdict import Verdict, judge
 
@@ -137,23 +137,15 @@ def figure(land: goldilocks.Landscape, profile: str):
     ax.set(xlabel="weight norm w (held fixed; log axis)", ylabel="final loss (log)")
     log_scale_if_positive(ax, "x")
     log_scale_if_positive(ax, "y")
-    acc = ax.twinx()
-    acc.plot(
+    accuracy_axis(
+        fig,
+        ax,
         x,
         land.test_acc.mean(0),
-        color=PALETTE[2],
-        ls=":",
-        marker="^",
-        ms=4,
-        lw=1.2,
-        label="test accuracy, novel pairs (seed mean, right axis)",
+        "test accuracy, novel pairs (seed mean, right axis)",
+        "test accuracy (novel pairs)",
+        ylim=(-0.02, 1.02),
     )
-    acc.set(ylabel="test accuracy (novel pairs)", ylim=(-0.02, 1.02))
-    acc.grid(False)
-    if ax.get_legend() is not None:  # seaborn's own, in the middle of the curves
-        ax.get_legend().remove()
-    handles = [h for a in (ax, acc) for h in a.get_legend_handles_labels()[0]]
-    fig.legend(handles=handles, loc="outside lower center", ncols=2)
     ax.set_title(
         f"modular addition, reduced landscape\nprofile '{profile}', {land.norm.shape[0]} seeds"
     )
