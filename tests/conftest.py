@@ -35,3 +35,22 @@ def shared_mnist() -> Path:
     if not SHARED_MNIST.is_dir():
         pytest.skip(f"shared MNIST folder {SHARED_MNIST} not found (needed for real-data tests)")
     return SHARED_MNIST
+
+
+@pytest.fixture(scope="session")
+def ensemble_equals_solo():
+    """A check that K runs trained as one stack give each run's solo curves (to ``rtol``);
+    returns the stacked results."""
+    import numpy as np
+
+    from omnigrok.train import train_ensemble
+
+    def check(configs, rtol: float = 1e-8):
+        together = train_ensemble(configs, device="cpu", progress=False)
+        for cfg, result in zip(configs, together, strict=True):
+            alone = train_ensemble([cfg], device="cpu", progress=False)[0]
+            for name in result.metrics:
+                np.testing.assert_allclose(result[name], alone[name], rtol=rtol, atol=1e-12)
+        return together
+
+    return check

@@ -145,7 +145,7 @@ def test_a_run_must_fit_its_task(toy):
 
 def test_every_task_module_registers_its_task():
     modules = {p.stem for p in (PACKAGE / "tasks").glob("*.py") if p.stem != "__init__"}
-    assert modules == {"imdb", "mnist", "modadd", "teacher_student"} == set(task.TASKS)
+    assert modules == {"imdb", "mnist", "modadd", "qm9", "teacher_student"} == set(task.TASKS)
     for name, t in task.TASKS.items():
         config = t.preset()
         assert config.task.name == name and t.label(config.task)
@@ -153,8 +153,8 @@ def test_every_task_module_registers_its_task():
 
 def test_every_model_module_defines_its_family():
     modules = {p.stem for p in (PACKAGE / "models").glob("*.py")} - {"__init__", "base"}
-    assert modules == {"lstm", "mlp", "transformer"}
-    assert set(FAMILIES) == {"lstm", "mlp", "transformer"}
+    assert modules == {"graphnet", "lstm", "mlp", "transformer"}
+    assert set(FAMILIES) == {"graphnet", "lstm", "mlp", "transformer"}
 
 
 def _module_name(path: Path) -> str:
