@@ -49,6 +49,7 @@ PARTS = (
     "claim2",
     "claim1",
     "imdb",
+    "qm9",
     "width",
     "landscape_modadd",
     "delay_gamma",

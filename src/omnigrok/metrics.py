@@ -194,13 +194,19 @@ class Edge:
         return f"≥ {self.value:.3g}" if self.is_bound else f"{self.value:.3g}"
 
 
-def upper_edge(norms: Sequence[float], values: Sequence[float], threshold: float) -> Edge:
-    """The largest norm at which ``values >= threshold``, interpolated in log norm between the
+def upper_edge(
+    norms: Sequence[float], values: Sequence[float], threshold: float, lower: bool = False
+) -> Edge:
+    """The largest norm at which ``values >= threshold`` (``lower``: ``<=``, for a loss),
+    interpolated in log norm between the
     last grid point that qualifies and the next (paper Sec. 3.1: the Goldilocks zone's upper
     edge, where the large-init run must arrive to generalize). If the largest grid point still
     qualifies the edge is only a bound (``≥``); a non-finite value anywhere gives NaN (a
     diverged run could hide where the zone ends)."""
     norms, values = np.asarray(norms, float), np.asarray(values, float)
+    reached = f"{'≤' if lower else '≥'} {threshold:.3g}"
+    if lower:
+        values, threshold = -values, -threshold
     order = np.argsort(norms)
     norms, values = norms[order], values[order]
     bad = ~np.isfinite(values) | ~np.isfinite(norms)
@@ -208,7 +214,7 @@ def upper_edge(norms: Sequence[float], values: Sequence[float], threshold: float
         return Edge(math.nan, note=f"not finite at w = {np.round(norms[bad], 3).tolist()}")
     good = np.flatnonzero(values >= threshold)
     if len(good) == 0:
-        return Edge(math.nan, note=f"no norm reaches {threshold}")
+        return Edge(math.nan, note=f"no norm reaches {reached}")
     i = good[-1]
     if i == len(norms) - 1:
         return Edge(float(norms[i]), is_bound=True)

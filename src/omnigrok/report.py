@@ -171,27 +171,32 @@ def colab_link(notebook: str) -> str:
     return f"[Open this chapter in Colab]({url}) (it installs the package from {REPOSITORY})."
 
 
-def seed_outcomes(results: Sequence[RunResult], metric: str, threshold: float) -> str:
+def seed_outcomes(
+    results: Sequence[RunResult], metric: str, threshold: float, lower: bool = False
+) -> str:
     """A markdown table with one row per run: what became of it, never averaged away.
 
-    Each run either reached ``metric`` >= ``threshold`` (at which step), stalled below it
-    (its best and final values say how far), or diverged (at which step)."""
+    Each run either reached ``metric`` >= ``threshold`` (``lower``: <=, for a loss) (at which
+    step), stalled short of it (its best and final values say how far), or diverged (at which
+    step)."""
+    sign, short = ("≤", "above") if lower else ("≥", "below")
     lines = [
-        f"| run | seed | {metric} ≥ {threshold:g} at step | best | final | outcome |",
+        f"| run | seed | {metric} {sign} {threshold:.3g} at step | best | final | outcome |",
         "|---|---|---|---|---|---|",
     ]
     for r in results:
         c, curve = r.config, r[metric]
-        step = first_step_reaching(r.steps, curve, threshold)
+        oriented = -curve if lower else curve
+        step = first_step_reaching(r.steps, oriented, -threshold if lower else threshold)
         finite = curve[np.isfinite(curve)]
-        best = f"{finite.max():.3g}" if len(finite) else "—"
+        best = f"{(finite.min() if lower else finite.max()):.3g}" if len(finite) else "—"
         final = f"{curve[-1]:.3g}" if np.isfinite(curve[-1]) else "NaN"
         if r.diverged_at is not None:
             outcome = f"diverged at step {r.diverged_at}"
         elif np.isfinite(step):
             outcome = "reached"
         else:
-            outcome = f"stalled below {threshold:g} for all {c.steps} steps"
+            outcome = f"stalled {short} {threshold:.3g} for all {c.steps} steps"
         at = f"{step:.0f}" if np.isfinite(step) else "never"
         name = f"α={c.init_scale:g}, γ={c.weight_decay:g}" + (
             f", norm held ({c.constraint})" if c.constraint != "none" else ""

@@ -84,7 +84,7 @@ def profile_costs(
                     "profile": profile,
                     "task": task,
                     "run-steps": steps,
-                    "projected hours": steps * per_run_step[task] / 3600,
+                    "projected hours": steps * per_run_step.get(task, math.nan) / 3600,
                 }
             )
     return rows_out

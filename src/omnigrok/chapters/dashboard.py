@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from omnigrok.chapters import axes, constraint, goldilocks, imdb, large_init
+from omnigrok.chapters import axes, constraint, goldilocks, imdb, large_init, qm9
 from omnigrok.chapters.base import Chapter
 from omnigrok.plots import PALETTE, band, log_scale_if_positive, plot_seeds, subplots, themed
 from omnigrok.sweep import MissingRuns
@@ -21,7 +21,7 @@ from omnigrok.verdict import Verdict
 CLAIMS: tuple[Chapter, ...] = tuple(m.CHAPTER for m in (goldilocks, large_init, constraint, axes))
 # The claims on the paper's other tasks: a row each where their runs can be had (a paper
 # build reads the archive, which may not hold them yet: the row then says so).
-TASKS: tuple[Chapter, ...] = (imdb.CHAPTER,)
+TASKS: tuple[Chapter, ...] = (imdb.CHAPTER, qm9.CHAPTER)
 
 
 @dataclass(frozen=True)

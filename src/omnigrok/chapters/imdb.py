@@ -23,16 +23,16 @@ level this data and model reach without a large init, whatever the profile shrin
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from omnigrok import profiles
-from omnigrok.chapters import base, constraint, goldilocks, large_init
-from omnigrok.chapters.base import Chapter, fetch
+from omnigrok.chapters import constraint, goldilocks, large_init, task_claims
+from omnigrok.chapters.base import Chapter
+from omnigrok.chapters.task_claims import REGIMES, ratio
 from omnigrok.checks import check_float
-from omnigrok.config import RunConfig, TaskSpec
+from omnigrok.config import TaskSpec
 from omnigrok.metrics import PERSIST, Edge, first_step_reaching, spread
 from omnigrok.models.lstm import LSTMSpec
 from omnigrok.plots import (
@@ -47,7 +47,6 @@ from omnigrok.plots import (
 from omnigrok.tasks.imdb import imdb_run
 from omnigrok.verdict import Verdict, judge
 
-REGIMES = ("large init", "baseline", "held at w_c")
 MEMORIZED = 0.9  # train accuracy that counts as memorized (750 reviews)
 CHANCE = 0.5
 TARGET_SLACK = 0.02  # the target: the baseline's final test accuracy less this
@@ -60,27 +59,20 @@ MEMORIZED_TEST_MAX = CHANCE + 0.05  # "memorized, not generalized": test accurac
 
 
 @dataclass(frozen=True)
-class Setup(base.Setup):
+class Setup(task_claims.Setup):
     """The profile's IMDb runs (``profiles.IMDB``): the landscape grid, the large-init run
     (α = ``init_scale``, γ = ``weight_decay``; None: the profile's), the α = 1 baseline without
-    decay, and the large init held at ``w_c`` (None: the landscape's test-loss minimum)."""
+    decay, and the large init held at ``w_c`` (None: the landscape's best test accuracy)."""
 
     chapter = "imdb"
+    task = "imdb"
     init_scale: float = 6.0
-    weight_decay: float | None = None
-    w_c: float | None = None
-    alphas: tuple[float, ...] = field(init=False)
-    landscape_base: RunConfig = field(init=False)
-    bases: dict = field(init=False)  # regime -> base RunConfig (seed varies)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         p = profiles.IMDB[self.profile]
-        alpha = check_float("init_scale", self.init_scale, positive=True)
         gamma = p["weight_decay"] if self.weight_decay is None else self.weight_decay
         gamma = check_float("weight_decay", gamma, positive=True)  # the decay is the claim
-        if self.w_c is not None:
-            self._set("w_c", check_float("w_c", self.w_c, positive=True))
         run = imdb_run(
             task=TaskSpec(
                 "imdb",
@@ -94,46 +86,8 @@ class Setup(base.Setup):
             lr=p["lr"],
             n_log=p["n_log"],
         )
-        self._set("init_scale", alpha)
-        self._set("weight_decay", gamma)
-        self._set(
-            "alphas", tuple(float(a) for a in np.round(np.geomspace(0.1, 10, p["n_alpha"]), 4))
-        )
         # The official landscape: Adam (AdamW without decay) at lr 1e-3, the norm held.
-        self._set(
-            "landscape_base",
-            run.replace(steps=p["land_steps"], lr=1e-3, weight_decay=0.0, constraint="init"),
-        )
-        bases = {
-            "large init": run.replace(init_scale=alpha, weight_decay=gamma),
-            "baseline": run.replace(init_scale=1.0, weight_decay=0.0),
-        }
-        if self.w_c is not None:
-            bases["held at w_c"] = run.replace(
-                init_scale=alpha, weight_decay=0.0, constraint="fixed", target_norm=self.w_c
-            )
-        self._set("bases", bases)
-
-    def landscape_configs(self) -> list[RunConfig]:
-        """The landscape's runs, α-major (``goldilocks.landscape`` reads them in this order)."""
-        b = self.landscape_base
-        return [b.replace(init_scale=a, seed=s) for a in self.alphas for s in self.seeds]
-
-    def regime_configs(self, regime: str) -> list[RunConfig]:
-        if regime not in self.bases:
-            raise ValueError(
-                "w_c is not known until the landscape is run; pass it, or use run(setup)"
-            )
-        return [self.bases[regime].replace(seed=s) for s in self.seeds]
-
-    def configs(self) -> list[RunConfig]:
-        return self.landscape_configs() + [
-            c for regime in REGIMES if regime in self.bases for c in self.regime_configs(regime)
-        ]
-
-    def planned(self) -> list[RunConfig]:
-        known = self if self.w_c is not None else dataclasses.replace(self, w_c=1.0)
-        return known.configs()
+        self.derive(run, gamma, p["n_alpha"], p["land_steps"], land_lr=1e-3)
 
 
 setup = Setup
@@ -183,29 +137,15 @@ def best_norm(land: goldilocks.Landscape) -> float:
 
 
 def with_w_c(s: Setup, progress: bool = True) -> Setup:
-    """``s`` with w_c known: as given, or the landscape's best norm by test accuracy (the
-    landscape loaded if stored, else trained)."""
-    if s.w_c is not None:
-        return s
-    configs = s.landscape_configs()
-    found = fetch(configs, s.device, progress)
-    land = goldilocks.landscape(s, "imdb", [found[c] for c in configs])
-    return dataclasses.replace(s, w_c=best_norm(land))
+    """``s`` with w_c known: as given, or the landscape's best norm by test accuracy."""
+    return task_claims.with_w_c(s, best_norm, progress)
 
 
 def run(s: Setup, progress: bool = True) -> Outcome:
     """The landscape first when w_c is not given (loaded if stored), then every run in one
-    ``run_sweep`` (the three regimes share a shape: one stack)."""
+    ``run_sweep``."""
     s = with_w_c(s, progress)
-    found = fetch(s.configs(), s.device, progress)
-    land = goldilocks.landscape(s, "imdb", [found[c] for c in s.landscape_configs()])
-    results = {regime: [found[c] for c in s.regime_configs(regime)] for regime in REGIMES}
-    return Outcome(s, land, results)
-
-
-def _ratio(later: np.ndarray, earlier: np.ndarray) -> np.ndarray:
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(np.isfinite(earlier), later / np.maximum(earlier, 1), np.nan)
+    return Outcome(s, *task_claims.fetch_all(s, progress))
 
 
 def numbers(o: Outcome) -> dict[str, str]:
@@ -226,10 +166,10 @@ def numbers(o: Outcome) -> dict[str, str]:
         out[f"{key}_final_test"] = str(spread([r["test_acc"][-1] for r in runs]))
         out[f"{key}_memorized"] = str(spread(o.memorized(regime)))
         out[f"{key}_generalized"] = str(spread(o.generalized(regime)))
-        out[f"{key}_delay"] = str(spread(_ratio(o.generalized(regime), o.memorized(regime))))
+        out[f"{key}_delay"] = str(spread(ratio(o.generalized(regime), o.memorized(regime))))
     gen = o.generalized("large init")
     out["norm_at_generalization"] = str(spread(o.at("large init", "norm", gen)))
-    out["speedup"] = str(spread(_ratio(gen, o.generalized("held at w_c"))))
+    out["speedup"] = str(spread(ratio(gen, o.generalized("held at w_c"))))
     return out
 
 
@@ -262,8 +202,8 @@ def verdict(o: Outcome) -> Verdict:
         "required; a bound is not enough)",
     )
     held = o.generalized("held at w_c")
-    speed = _ratio(gen, held)
-    held_delay = _ratio(held, o.memorized("held at w_c"))
+    speed = ratio(gen, held)
+    held_delay = ratio(held, o.memorized("held at w_c"))
     checks[f"claim 3, held at w_c is >= {SPEEDUP_MIN:g}x faster, every seed"] = (
         bool(np.all(np.isfinite(held)) and np.all(speed >= SPEEDUP_MIN)),
         f"held at w_c = {s.w_c:.3g} reaches the target at steps {held.tolist()}; speedup per "

@@ -1,0 +1,117 @@
+"""Claims 1-3 on one of the paper's other tasks (Sec. 3.2: IMDb, QM9): what their chapters share.
+
+Each such chapter runs, with seeds:
+
+1. **the landscape**: the norm held at α·w0 by projection after every step (Adam, no decay, as
+   the official landscape scripts), α on a log grid from 0.1 to 10;
+2. **the large init** (the official grokking run) against **the baseline** (α = 1, no decay);
+3. **the large init held at w_c** (no decay), w_c read off the landscape.
+
+A chapter module subclasses ``Setup`` (building ``run``, the profile's grokking run, in its
+``__post_init__`` and handing it to ``derive``), says how it reads w_c off its landscape, and
+judges the regimes by its task's measure (accuracy for IMDb, loss for QM9).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from omnigrok.chapters import base, goldilocks
+from omnigrok.chapters.base import fetch
+from omnigrok.checks import check_float
+from omnigrok.config import RunConfig
+from omnigrok.store import RunResult
+
+REGIMES = ("large init", "baseline", "held at w_c")
+
+
+@dataclass(frozen=True)
+class Setup(base.Setup):
+    """The profile's runs of one task: the landscape grid, the large init (α = ``init_scale``,
+    γ = ``weight_decay``; None: the profile's), the α = 1 baseline without decay, and the large
+    init held at ``w_c`` (None: read off the landscape when it has run)."""
+
+    init_scale: float = 1.0
+    weight_decay: float | None = None
+    w_c: float | None = None
+    alphas: tuple[float, ...] = field(init=False)
+    landscape_base: RunConfig = field(init=False)
+    bases: dict = field(init=False)  # regime -> base RunConfig (seed varies)
+
+    task = ""  # the task's name (omnigrok.tasks)
+
+    def derive(
+        self, run: RunConfig, gamma: float, n_alpha: int, land_steps: int, land_lr: float
+    ) -> None:
+        """Set the runs from ``run`` (the profile's grokking run at α = 1), the checked decay
+        ``gamma``, and the landscape's grid size, steps and learning rate."""
+        alpha = check_float("init_scale", self.init_scale, positive=True)
+        if self.w_c is not None:
+            self._set("w_c", check_float("w_c", self.w_c, positive=True))
+        self._set("init_scale", alpha)
+        self._set("weight_decay", gamma)
+        self._set("alphas", tuple(float(a) for a in np.round(np.geomspace(0.1, 10, n_alpha), 4)))
+        self._set(
+            "landscape_base",
+            run.replace(steps=land_steps, lr=land_lr, weight_decay=0.0, constraint="init"),
+        )
+        bases = {
+            "large init": run.replace(init_scale=alpha, weight_decay=gamma),
+            "baseline": run.replace(init_scale=1.0, weight_decay=0.0),
+        }
+        if self.w_c is not None:
+            bases["held at w_c"] = run.replace(
+                init_scale=alpha, weight_decay=0.0, constraint="fixed", target_norm=self.w_c
+            )
+        self._set("bases", bases)
+
+    def landscape_configs(self) -> list[RunConfig]:
+        """The landscape's runs, α-major (``goldilocks.landscape`` reads them in this order)."""
+        b = self.landscape_base
+        return [b.replace(init_scale=a, seed=s) for a in self.alphas for s in self.seeds]
+
+    def regime_configs(self, regime: str) -> list[RunConfig]:
+        if regime not in self.bases:
+            raise ValueError(
+                "w_c is not known until the landscape is run; pass it, or use run(setup)"
+            )
+        return [self.bases[regime].replace(seed=s) for s in self.seeds]
+
+    def configs(self) -> list[RunConfig]:
+        return self.landscape_configs() + [
+            c for regime in REGIMES if regime in self.bases for c in self.regime_configs(regime)
+        ]
+
+    def planned(self) -> list[RunConfig]:
+        known = self if self.w_c is not None else dataclasses.replace(self, w_c=1.0)
+        return known.configs()
+
+
+def with_w_c(s: Setup, best_norm: Callable[[goldilocks.Landscape], float], progress: bool):
+    """``s`` with w_c known: as given, or ``best_norm`` of the landscape (loaded if stored,
+    else trained)."""
+    if s.w_c is not None:
+        return s
+    configs = s.landscape_configs()
+    found = fetch(configs, s.device, progress)
+    land = goldilocks.landscape(s, s.task, [found[c] for c in configs])
+    return dataclasses.replace(s, w_c=best_norm(land))
+
+
+def fetch_all(s: Setup, progress: bool) -> tuple[goldilocks.Landscape, dict[str, list[RunResult]]]:
+    """The landscape and each regime's runs (seed order) of a setup with w_c known: one
+    ``run_sweep`` (the three regimes share a shape: one stack)."""
+    found = fetch(s.configs(), s.device, progress)
+    land = goldilocks.landscape(s, s.task, [found[c] for c in s.landscape_configs()])
+    return land, {regime: [found[c] for c in s.regime_configs(regime)] for regime in REGIMES}
+
+
+def ratio(later: np.ndarray, earlier: np.ndarray) -> np.ndarray:
+    """``later / earlier`` step by step (an earlier step 0 counts as 1), NaN where the earlier
+    step never came."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(np.isfinite(earlier), later / np.maximum(earlier, 1), np.nan)
