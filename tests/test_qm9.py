@@ -102,7 +102,7 @@ def test_padding_is_masked():
     p = m.padded(np.array([0, 6]))
     assert p["nodes"].shape[1] == max(np.diff(m.node_offset)[[0, 6]])
     assert p["node_mask"][0].sum() == 5 and p["edge_mask"][0].sum() == 8
-    assert not p["nodes"][0, 5:].any() and not p["edge_attr"][0, 8:].any()
+    assert not p["nodes"][0, 5:].any() and not p["edge_type"][0, 8:].any()
 
 
 def test_split_and_bad_specs():

@@ -82,8 +82,9 @@ class Molecules:
     def padded(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         """The molecules ``rows`` padded to the largest of them, as the stacked graph network
         reads them: ``nodes`` ``[m, A, 11]``, ``node_mask`` ``[m, A]``, ``src``/``dst``
-        ``[m, E]``, ``edge_attr`` ``[m, E, 4]`` (one-hot), ``edge_mask`` ``[m, E]``. Padding
-        atoms and bonds are zero and masked out (a padding bond joins atom 0 to itself)."""
+        ``[m, E]``, ``edge_type`` ``[m, E]`` (the bond feature is its one-hot), ``edge_mask``
+        ``[m, E]``. Padding atoms and bonds are zero and masked out (a padding bond joins atom 0
+        to itself)."""
         n_atoms = np.diff(self.node_offset)[rows]
         n_edges = np.diff(self.edge_offset)[rows]
         atoms, bonds = int(n_atoms.max(initial=1)), int(n_edges.max(initial=1))
@@ -93,7 +94,7 @@ class Molecules:
             "node_mask": np.zeros((m, atoms), bool),
             "src": np.zeros((m, bonds), np.int64),
             "dst": np.zeros((m, bonds), np.int64),
-            "edge_attr": np.zeros((m, bonds, len(BOND_TYPES)), np.float32),
+            "edge_type": np.zeros((m, bonds), np.int64),
             "edge_mask": np.zeros((m, bonds), bool),
         }
         for j, i in enumerate(rows):
@@ -103,7 +104,7 @@ class Molecules:
             out["node_mask"][j, : a1 - a0] = True
             out["src"][j, : e1 - e0] = self.edges[e0:e1, 0]
             out["dst"][j, : e1 - e0] = self.edges[e0:e1, 1]
-            out["edge_attr"][j, np.arange(e1 - e0), self.edge_type[e0:e1]] = 1.0
+            out["edge_type"][j, : e1 - e0] = self.edge_type[e0:e1]
             out["edge_mask"][j, : e1 - e0] = True
         return out
 
