@@ -99,6 +99,9 @@ def test_measurements_return_sane_structures_at_tiny_sizes():
 
     _check_timing(bench.plain_teacher_student_loop(steps=2, repeats=2, warmup=1), 4)
     _check_timing(bench.trainer_teacher_student(4, steps=2, repeats=2, warmup=1), 4)
+    graphnet = bench.graphnet_trainer(steps=2, repeats=2, warmup=1)
+    _check_timing(graphnet, 4)  # steps x repeats
+    assert graphnet["k"] == 9 and graphnet["run_steps_per_second"] > 0
 
     info = bench.machine()
     assert info["device"] == "cpu" and info["torch"] == torch.__version__ and info["cores"] >= 1

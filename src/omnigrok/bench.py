@@ -43,6 +43,7 @@ from omnigrok import profiles
 from omnigrok.checks import resolve_device
 from omnigrok.config import RunConfig, TaskSpec
 from omnigrok.models import NandaTransformer, PlainMLP, init_params, transformer_forward
+from omnigrok.models.graphnet import GraphNetSpec
 from omnigrok.models.lstm import LSTMSpec
 from omnigrok.models.mlp import train_flops
 from omnigrok.optim import StackedAdamW
@@ -51,6 +52,7 @@ from omnigrok.store import REPO, log_schedule
 from omnigrok.task import TORCH_DTYPES, TaskData, make_task
 from omnigrok.tasks import mnist_run, modadd_run, teacher_student_run
 from omnigrok.tasks.imdb import imdb_run
+from omnigrok.tasks.qm9 import qm9_run
 from omnigrok.train import loss_per_run, train_ensemble
 
 # name -> (comparison, threshold): the speed issue's acceptance criteria.
@@ -83,6 +85,7 @@ SIZES: dict[bool, dict[str, Any]] = {
         # Claim 1's teacher-student stack is 11 or 21 init scales x 3 or 5 seeds: 33 to 105.
         teacher_ks=(20, 100),
         lstm=(3, 2, 1),
+        graphnet=(30, 3, 5),
     ),
     True: dict(
         matmul=(512, 3),
@@ -93,6 +96,7 @@ SIZES: dict[bool, dict[str, Any]] = {
         ks=(1, 5, 20),
         teacher_ks=(5, 20),
         lstm=(1, 1, 1),
+        graphnet=(3, 1, 1),
     ),
 }
 
@@ -466,6 +470,26 @@ def lstm_trainer(
     return out
 
 
+# -- the QM9 graph network -------------------------------------------------------------------
+def graphnet_trainer(
+    steps: int, repeats: int, warmup: int, device: str | torch.device = "cpu"
+) -> dict[str, Any]:
+    """Seconds per run-step of the trainer on the QM9 graph network (the same size in the quick
+    and paper profiles), stacked K = 9 as its chapter stacks its three regimes of 3 seeds; the
+    book's cost page multiplies it by the profiles' run-steps."""
+    dev = resolve_device(device)
+    p, k = profiles.QM9["quick"], 9
+    cfg = qm9_run(
+        task=TaskSpec("qm9", n_train=p["n_train"], n_test=p["n_test"]),
+        model=GraphNetSpec(channels=p["channels"], edge_hidden=p["edge_hidden"]),
+        batch_size=p["batch"],
+    )
+    data = make_task(cfg.task, dev, cfg.dtype)
+    runs = [cfg.replace(seed=s) for s in range(k)]
+    timed = _time_trainer(runs, data, steps, repeats, warmup, dev)
+    return {"k": k, **_throughput(timed, k, None)}
+
+
 # -- evaluation share ------------------------------------------------------------------------
 def n_log_for_density(steps: int, paper_steps: int = 100_000, n_log: int = 250) -> int:
     """The ``n_log`` that gives a ``steps``-long run about as many log points per step as the
@@ -627,6 +651,7 @@ def run_all(device: str | torch.device = "cpu", quick: bool = False) -> dict[str
     t_steps, t_repeats, t_warmup = size["transformer"]
     results["transformer"] = transformer_step(t_steps, t_repeats, t_warmup, dev)
     results["lstm"] = lstm_trainer(*size["lstm"], dev, quick=quick)
+    results["graphnet"] = graphnet_trainer(*size["graphnet"], dev)
     results["eval_share"] = eval_share(5, size["eval_steps"], dev)
     results["ratios"] = ratios(results)
     return results
