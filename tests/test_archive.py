@@ -165,7 +165,7 @@ def test_a_store_reads_its_archives_and_never_writes_there(produced, tmp_path, m
 def test_cli_rejects_bad_parts_tasks_and_keys(produced, capsys):
     for argv in (
         ["archive", "--parts", "claim9", "--status"],
-        ["archive", "--tasks", "qm9", "--status"],
+        ["archive", "--tasks", "cifar10", "--status"],
         ["archive", "--budget-s", "-1"],
         ["verify", "--archive", str(produced), "--keys", "nope"],
         ["verify", "--archive", str(produced), "--steps", "0"],
