@@ -115,6 +115,19 @@ def test_produce_with_no_budget_left_trains_nothing_and_says_so(tmp_path):
     assert "run the same command again" in lines[-1]
 
 
+def test_a_task_part_holds_its_runs_at_w_c_once_its_landscape_is_stored(tmp_path):
+    """QM9's (and IMDb's) runs held at w_c need the landscape first: the first call stores it
+    and says the part waits; the next stores the held runs and completes it."""
+    lines: list[str] = []
+    first = archive.produce(
+        "smoke", 600, "cpu", ["qm9"], tmp_path, progress=False, say=lines.append
+    )
+    assert not first and any("held at w_c wait for its landscape" in line for line in lines)
+    assert archive.produce("smoke", 600, "cpu", ["qm9"], tmp_path, progress=False, say=print)
+    held = [c for c in archive.part("qm9", "smoke", tmp_path).configs if c.constraint == "fixed"]
+    assert len(held) == 2 and ResultStore(tmp_path, archives=()).where(held[0]) is not None
+
+
 def test_verify_passes_on_produced_runs(produced):
     checks = archive.verify(produced, steps=60)
     assert len(checks) == 1 and checks[0].ok, checks[0].line()  # one task: one recomputed run

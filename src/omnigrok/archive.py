@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from omnigrok.chapters import CHAPTERS, constraint
+from omnigrok.chapters import CHAPTERS, constraint, task_claims
 from omnigrok.chapters import chapter as chapter_named
 from omnigrok.checks import resolve_device
 from omnigrok.config import RunConfig, run_key
@@ -100,6 +100,12 @@ def part(name: str, profile: str, archive: Path) -> Part:
                 s = constraint.with_w_c(s, progress=False)
         except MissingRuns:
             waiting = "its MNIST runs held at w_c wait for claim 1's MNIST landscape (w_c)"
+    elif isinstance(s, task_claims.Setup):
+        try:
+            with _environ(**{TRAIN_ENV: "0", ARCHIVE_ENV: str(archive)}):
+                s = task_claims.with_w_c(s, progress=False)
+        except MissingRuns:
+            waiting = "its runs held at w_c wait for its landscape (w_c)"
     others = {
         c
         for p in ch.parts

@@ -15,7 +15,6 @@ judges the regimes by its task's measure (accuracy for IMDb, loss for QM9).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -69,6 +68,10 @@ class Setup(base.Setup):
             )
         self._set("bases", bases)
 
+    def best_norm(self, land: goldilocks.Landscape) -> float:
+        """The held norm this task's chapter takes as w_c (its measure decides)."""
+        raise NotImplementedError
+
     def landscape_configs(self) -> list[RunConfig]:
         """The landscape's runs, α-major (``goldilocks.landscape`` reads them in this order)."""
         b = self.landscape_base
@@ -91,15 +94,15 @@ class Setup(base.Setup):
         return known.configs()
 
 
-def with_w_c(s: Setup, best_norm: Callable[[goldilocks.Landscape], float], progress: bool):
-    """``s`` with w_c known: as given, or ``best_norm`` of the landscape (loaded if stored,
+def with_w_c(s: Setup, progress: bool = True):
+    """``s`` with w_c known: as given, or ``s.best_norm`` of the landscape (loaded if stored,
     else trained)."""
     if s.w_c is not None:
         return s
     configs = s.landscape_configs()
     found = fetch(configs, s.device, progress)
     land = goldilocks.landscape(s, s.task, [found[c] for c in configs])
-    return dataclasses.replace(s, w_c=best_norm(land))
+    return dataclasses.replace(s, w_c=s.best_norm(land))
 
 
 def fetch_all(s: Setup, progress: bool) -> tuple[goldilocks.Landscape, dict[str, list[RunResult]]]:
