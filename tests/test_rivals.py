@@ -11,13 +11,15 @@ import torch
 import torch.nn.functional as F
 
 from omnigrok import train
+from omnigrok.chapters import constraint, rivals
 from omnigrok.config import RunConfig, run_key
 from omnigrok.models import NandaTransformer, TransformerSpec, init_params
 from omnigrok.rivals import GradFilter, log_stablemax, perp_grad_, stablemax_cross_entropy
-from omnigrok.store import CURVES
+from omnigrok.store import CURVES, RunResult
 from omnigrok.task import make_task
 from omnigrok.tasks import modadd_run
 from omnigrok.train import BudgetExhausted, train_ensemble
+from omnigrok.verdict import NOT_REPRODUCED, NOT_TESTED, PARTLY, REPRODUCED, STATUSES
 
 P = 7
 
@@ -255,3 +257,61 @@ def test_levers_at_their_defaults_keep_every_key():
 def test_a_bad_lever_fails_naming_it(change, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         tiny(**change)
+
+
+# -- the chapter --------------------------------------------------------------------------------
+
+
+def synthetic(setup, method, t_train, t_test, norm_then):
+    """Curves for every seed of ``method``: train acc steps to 1 at ``t_train``, test acc at
+    ``t_test`` (None: never), the norm ramping from 1 to ``norm_then`` by ``t_test``."""
+    steps = np.arange(0, 1001, 10)
+    train_acc = (steps >= t_train).astype(float)
+    test_acc = (steps >= t_test).astype(float) if t_test is not None else np.zeros(len(steps))
+    end = t_test if t_test is not None else 1000
+    norm = 1 + (norm_then - 1) * np.clip(steps / end, 0, 1)
+    metrics = dict(train_acc=train_acc, test_acc=test_acc, norm=norm)
+    return [RunResult(c, steps, metrics) for c in setup.method_configs(method)]
+
+
+def test_the_verdict_asks_every_lever_that_removes_the_delay_to_need_the_norm():
+    s = rivals.Setup("smoke", seeds=[0, 1], device="cpu")
+    results = {m: synthetic(s, m, 100, None, 1.0) for m in rivals.METHODS}
+    results[rivals.BASELINE] = synthetic(s, rivals.BASELINE, 100, 800, 0.7)
+    results[rivals.HELD] = synthetic(s, rivals.HELD, 100, 150, 0.8)
+    results["Grokfast-EMA + weight decay"] = synthetic(s, rivals.BASELINE, 100, 180, 0.9)
+    o = rivals.Outcome(s, results)
+    assert o.removes_delay(rivals.HELD) and o.needs_norm(rivals.HELD)
+    assert not o.removes_delay("StableMax") and o.needs_norm("StableMax") is None
+    assert rivals.verdict(o).status == REPRODUCED
+    assert rivals.method_verdict(o, "StableMax").status == NOT_REPRODUCED
+    assert np.allclose(rivals.speedup(o, rivals.HELD), 800 / 150)
+    # A lever that removes the delay while its norm grows: the norm is not what did it.
+    results["StableMax"] = synthetic(s, "StableMax", 100, 150, 1.3)
+    o = rivals.Outcome(s, results)
+    assert o.removes_delay("StableMax") and o.needs_norm("StableMax") is False
+    assert rivals.verdict(o).status == PARTLY
+    assert rivals.method_verdict(o, "StableMax").status == REPRODUCED
+    # Without a late baseline there is nothing to judge.
+    results[rivals.BASELINE] = synthetic(s, rivals.BASELINE, 100, 150, 0.9)
+    assert rivals.verdict(rivals.Outcome(s, results)).status == NOT_TESTED
+
+
+def test_each_method_changes_one_thing_of_claim_3s_run():
+    s = rivals.Setup("smoke", device="cpu")
+    claim3 = constraint.Setup("smoke", device="cpu", mnist_w_c=1.0)
+    assert s.method_configs(rivals.BASELINE) == claim3.regime_configs("modadd", "unconstrained")
+    assert s.method_configs(rivals.HELD) == claim3.regime_configs("modadd", "held at w_c")
+    assert len(set(s.configs())) == len(rivals.METHODS) * len(s.seeds)
+    assert len({c.shape() for c in s.configs()}) == 1  # one stack
+
+
+def test_the_chapter_runs_at_smoke_and_judges(tmp_path):
+    s = rivals.Setup("smoke", seeds=[0], device="cpu")
+    o = rivals.run(s, progress=False)
+    assert rivals.verdict(o).status in STATUSES
+    assert all(rivals.method_verdict(o, m).status in STATUSES for m in rivals.METHODS)
+    assert rivals.numbers(o)["weight_decay_steps"]
+    assert len(rivals.table(o).splitlines()) == 2 + len(rivals.METHODS)
+    for draw in (rivals.figure, rivals.figure_norm):
+        draw(o).savefig(tmp_path / "figure.png")

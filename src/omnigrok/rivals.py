@@ -120,21 +120,22 @@ class GradFilter:
 
 @dataclass(frozen=True)
 class Levers:
-    """Which runs of a stack use which lever, as ``[K]`` tensors, and whether any does (a stack
-    with none takes the plain path, bit for bit what it computed before the levers existed)."""
+    """Which runs of a stack use which lever, as ``[K]`` tensors (None where no run does: such
+    a stack takes the plain path, bit for bit what it computed before the levers existed, and
+    asks the device nothing per step)."""
 
-    stablemax: torch.Tensor
-    perp_grad: torch.Tensor
-    filtered: torch.Tensor
+    stablemax: torch.Tensor | None
+    perp_grad: torch.Tensor | None
+    filtered: torch.Tensor | None
     filter_alpha: torch.Tensor
     filter_lamb: torch.Tensor
-    logit_held: torch.Tensor
+    logit_held: torch.Tensor | None
     logit_scale: torch.Tensor
 
     @classmethod
     def of(cls, configs: Sequence[RunConfig], device, dtype: torch.dtype) -> Levers:
-        def flags(values) -> torch.Tensor:
-            return torch.tensor(values, dtype=torch.bool, device=device)
+        def flags(values) -> torch.Tensor | None:
+            return torch.tensor(values, dtype=torch.bool, device=device) if any(values) else None
 
         def numbers(values) -> torch.Tensor:
             return torch.tensor(values, dtype=dtype, device=device)
@@ -151,19 +152,19 @@ class Levers:
 
     def logits(self, out: torch.Tensor) -> torch.Tensor:
         """The model's outputs as the loss sees them (held logit scales applied)."""
-        if not bool(self.logit_held.any()):
+        if self.logit_held is None:
             return out
         return hold_logit_scale(out, self.logit_scale, self.logit_held)
 
     def gradients_(self, params: Params, grad_filter: GradFilter | None) -> None:
         """⊥Grad, then the EMA filter, on the gradients of the runs that use them."""
-        if bool(self.perp_grad.any()):
+        if self.perp_grad is not None:
             perp_grad_(params, self.perp_grad)
         if grad_filter is not None:
             grad_filter.apply_(params)
 
     def filter(self, params: Params) -> GradFilter | None:
         """The stack's EMA filter state, or None where no run filters."""
-        if not bool(self.filtered.any()):
+        if self.filtered is None:
             return None
         return GradFilter(params, self.filter_alpha, self.filter_lamb, self.filtered)

@@ -97,13 +97,13 @@ def loss_per_run(
     ``nn.MSELoss`` (one-hot targets for classification); ``ce`` is cross-entropy; ``bce`` is
     binary cross-entropy on a single output read as a logit (``nn.BCELoss`` on its sigmoid,
     without the sigmoid's rounding). ``stablemax`` (``[K]`` bool): the runs whose ``ce`` uses
-    StableMax in place of softmax (``omnigrok.rivals``)."""
+    StableMax in place of softmax (``omnigrok.rivals``; None: no run does)."""
     if loss == "bce":
         target = y.expand(out.shape[:2]).to(out.dtype)
         return F.binary_cross_entropy_with_logits(out[..., 0], target, reduction="none").mean(1)
     if loss == "ce":
         ce = F.cross_entropy(out.transpose(1, 2), y.expand(out.shape[:2]), reduction="none")
-        if stablemax is None or not bool(stablemax.any()):
+        if stablemax is None:
             return ce.mean(1)
         return torch.where(stablemax, stablemax_cross_entropy(out, y), ce.mean(1))
     target = F.one_hot(y, out.shape[-1]).to(out.dtype) if n_classes else y
