@@ -315,3 +315,8 @@ def test_the_chapter_runs_at_smoke_and_judges(tmp_path):
     assert len(rivals.table(o).splitlines()) == 2 + len(rivals.METHODS)
     for draw in (rivals.figure, rivals.figure_norm):
         draw(o).savefig(tmp_path / "figure.png")
+
+
+def test_a_bad_chapter_parameter_fails_before_any_training():
+    with pytest.raises(ValueError, match="logit_scale must be a positive finite number"):
+        rivals.Setup("smoke", logit_scale=-1.0)
