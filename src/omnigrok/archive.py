@@ -53,6 +53,7 @@ PARTS = (
     "width",
     "landscape_modadd",
     "delay_gamma",
+    "rivals",
 )
 # Which parts each book page reads (claims 2 and 3 read claim 1's MNIST landscape).
 CHAPTER_PARTS = {

@@ -22,6 +22,8 @@ from omnigrok.models import MLPSpec, TransformerSpec, family, spec_from_dict
 LOSSES = ("mse", "ce", "bce")
 DTYPES = ("float32", "float64")
 CONSTRAINTS = ("none", "init", "fixed")
+SOFTMAXES = ("softmax", "stablemax")
+GRAD_FILTERS = ("none", "ema")
 
 
 def _set(obj: Any, name: str, value: Any) -> None:
@@ -80,6 +82,15 @@ class RunConfig:
     by α (α·w0, paper Sec. 2 "reduced landscape"); ``fixed`` holds it at ``target_norm``
     (paper Sec. 3: "constrained" runs). Projection happens after every optimizer step.
     ``batch_size=None`` means full batch. ``seed`` fixes the init and the batch order.
+
+    The rivals' levers (``omnigrok.rivals``; value fields, so one stack mixes them):
+    ``softmax``: ``stablemax`` replaces the cross-entropy's softmax by Prieto et al.'s StableMax
+    (ICLR 2025); ``perp_grad``: ⊥Grad, each tensor's gradient stripped of its component along
+    that tensor's weights and rescaled to its own norm (their ``OrthoGrad``); ``grad_filter``:
+    ``ema`` adds ``filter_lamb`` times an EMA (factor ``filter_alpha``) of past gradients to
+    each gradient (Grokfast, Lee et al. 2024; ``gradfilter_ema``); ``logit_scale``: each
+    example's logits rescaled to this root-mean-square over the classes (a temperature set at
+    every forward pass, so the logits' scale is held while the weights move; None: raw logits).
     """
 
     task: TaskSpec
@@ -98,6 +109,12 @@ class RunConfig:
     dtype: str = "float32"
     n_log: int = 250
     clip: float | None = None
+    softmax: str = "softmax"
+    perp_grad: bool = False
+    grad_filter: str = "none"
+    filter_alpha: float = 0.98
+    filter_lamb: float = 2.0
+    logit_scale: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.task, TaskSpec):
@@ -127,8 +144,32 @@ class RunConfig:
         _set(self, "n_log", check_int("n_log", self.n_log, minimum=2))
         if self.clip is not None:
             _set(self, "clip", check_float("clip", self.clip, positive=True))
+        self._check_rivals()
         # What the task needs of its model, loss and batch (its module says).
         task_registry.get(self.task.name).check(self)
+
+    def _check_rivals(self) -> None:
+        """The rivals' levers (see the class docstring): each on its own terms."""
+        check_choice("softmax", self.softmax, SOFTMAXES)
+        if self.softmax != "softmax" and self.loss != "ce":
+            fail("softmax", self.softmax, "'softmax' unless loss='ce'")
+        if not isinstance(self.perp_grad, bool):
+            fail("perp_grad", self.perp_grad, "True or False")
+        check_choice("grad_filter", self.grad_filter, GRAD_FILTERS)
+        alpha = check_float("filter_alpha", self.filter_alpha, nonnegative=True)
+        if alpha >= 1:
+            fail("filter_alpha", self.filter_alpha, "a number in [0, 1)")
+        _set(self, "filter_alpha", alpha)
+        _set(self, "filter_lamb", check_float("filter_lamb", self.filter_lamb, nonnegative=True))
+        # Off, the filter's values change nothing: only their defaults, so one run, one key.
+        if self.grad_filter == "none":
+            for name in ("filter_alpha", "filter_lamb"):
+                if getattr(self, name) != LATER_FIELDS[name]:
+                    fail(name, getattr(self, name), f"{LATER_FIELDS[name]} when grad_filter='none'")
+        if self.logit_scale is not None:
+            _set(self, "logit_scale", check_float("logit_scale", self.logit_scale, positive=True))
+            if self.loss != "ce":
+                fail("logit_scale", self.logit_scale, "None unless loss='ce'")
 
     # -- grouping -------------------------------------------------------------------------
     def shape(self) -> tuple:
@@ -173,7 +214,17 @@ class RunConfig:
 
 # Fields added after the first runs were stored and archived, with their defaults: a run at
 # the default computes what it did before, and its key must not move (see ``to_dict``).
-LATER_FIELDS: dict[str, Any] = {"task.seq_len": 0, "task.vocab": 0, "clip": None}
+LATER_FIELDS: dict[str, Any] = {
+    "task.seq_len": 0,
+    "task.vocab": 0,
+    "clip": None,
+    "softmax": "softmax",
+    "perp_grad": False,
+    "grad_filter": "none",
+    "filter_alpha": 0.98,
+    "filter_lamb": 2.0,
+    "logit_scale": None,
+}
 
 # What a run computes is fixed by its config and by this number, not by the package release:
 # bump it only when a change in the code changes the curves of some config (an init, the

@@ -183,6 +183,16 @@ DELAY_GAMMA = {
     "paper": dict(low=0.01, high=1.0, n=5),
 }
 
+# The rivals on modular addition (their own chapter): every other setting is the profile's
+# modular addition above, so the weight-decay and held runs are claim 3's. Grokfast's filter at
+# its published defaults (gradfilter_ema: α 0.98, λ 2); the logit-scale controls hold each
+# example's logits at root-mean-square 1 over the classes: 3-4x their scale at Nanda's init
+# (0.24-0.44 measured, P = 23 to 113), room for a correct class at p ≈ 0.97 (P = 59) to 0.99
+# (P = 113), never the growing logits that collapse a softmax.
+RIVALS = {
+    profile: dict(logit_scale=1.0, filter_alpha=0.98, filter_lamb=2.0) for profile in PROFILES
+}
+
 TABLES = {
     "landscape": LANDSCAPE,
     "large_init": LARGE_INIT,
@@ -192,4 +202,5 @@ TABLES = {
     "qm9": QM9,
     "modadd_landscape": MODADD_LANDSCAPE,
     "delay_gamma": DELAY_GAMMA,
+    "rivals": RIVALS,
 }

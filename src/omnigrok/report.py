@@ -43,6 +43,16 @@ FIELD_LABELS = {
     "seed": "seed",
     "dtype": "precision",
 }
+# The rivals' levers (``omnigrok.rivals``), with their defaults: a row only where some run
+# departs from them, so the other chapters' tables stay as they were.
+LEVER_LABELS = {
+    "softmax": ("cross-entropy over", "softmax"),
+    "perp_grad": ("⊥Grad", False),
+    "grad_filter": ("gradient filter (Grokfast)", "none"),
+    "filter_alpha": ("filter EMA α", 0.98),
+    "filter_lamb": ("filter amplitude λ", 2.0),
+    "logit_scale": ("logits held at RMS", None),
+}
 
 
 def _flat(config: RunConfig) -> dict[str, Any]:
@@ -74,6 +84,10 @@ def setup_table(configs: Sequence[RunConfig]) -> str:
         values = list(dict.fromkeys(_show(f[name]) for f in flats if name in f))
         if values:
             rows.append(f"| {label} | {', '.join(values)} |")
+    for name, (label, default) in LEVER_LABELS.items():
+        values = list(dict.fromkeys(getattr(c, name) for c in configs))
+        if values != [default]:
+            rows.append(f"| {label} | {', '.join(_show(v) for v in values)} |")
     rows.append(f"| runs | {len(configs)} |")
     return "\n".join(rows)
 

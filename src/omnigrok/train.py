@@ -5,7 +5,9 @@ weight decay, MSE on one-hot targets or cross-entropy, optionally a projection t
 weight norm after every step (the "constrained" runs). Per step:
 
 1. each run takes its own minibatch (its own order, from its seed) or the full batch;
-2. loss per run; their sum is back-propagated, so each run gets exactly its own gradient;
+2. loss per run; their sum is back-propagated, so each run gets exactly its own gradient
+   (runs may use the rivals' levers, ``omnigrok.rivals``: StableMax, a held logit scale,
+   ⊥Grad and Grokfast's filter on their gradient);
 3. AdamW with per-run lr and weight decay; a run whose loss overflows (NaN, inf, or so large
    that its squared gradients would overflow) is marked diverged at that step and frozen, the
    others go on (a constrained run whose weights stop being finite, likewise);
@@ -36,6 +38,7 @@ from omnigrok.models import Params, forward, init_params
 from omnigrok.norms import clip_grad_norm_, global_norm, layer_norms, project_to_norm_, scale_
 from omnigrok.optim import StackedAdamW
 from omnigrok.provenance import provenance
+from omnigrok.rivals import Levers, stablemax_cross_entropy
 from omnigrok.store import RunResult, atomic_torch_save, log_schedule
 from omnigrok.task import TORCH_DTYPES, TaskData, make_task
 
@@ -84,19 +87,25 @@ class _Batches:
 
 
 def loss_per_run(
-    out: torch.Tensor, y: torch.Tensor, loss: str, n_classes: int | None
+    out: torch.Tensor,
+    y: torch.Tensor,
+    loss: str,
+    n_classes: int | None,
+    stablemax: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean loss of each run, ``[K]``. ``mse`` averages over examples and outputs like
     ``nn.MSELoss`` (one-hot targets for classification); ``ce`` is cross-entropy; ``bce`` is
     binary cross-entropy on a single output read as a logit (``nn.BCELoss`` on its sigmoid,
-    without the sigmoid's rounding)."""
+    without the sigmoid's rounding). ``stablemax`` (``[K]`` bool): the runs whose ``ce`` uses
+    StableMax in place of softmax (``omnigrok.rivals``; None: no run does)."""
     if loss == "bce":
         target = y.expand(out.shape[:2]).to(out.dtype)
         return F.binary_cross_entropy_with_logits(out[..., 0], target, reduction="none").mean(1)
     if loss == "ce":
-        return F.cross_entropy(out.transpose(1, 2), y.expand(out.shape[:2]), reduction="none").mean(
-            1
-        )
+        ce = F.cross_entropy(out.transpose(1, 2), y.expand(out.shape[:2]), reduction="none")
+        if stablemax is None:
+            return ce.mean(1)
+        return torch.where(stablemax, stablemax_cross_entropy(out, y), ce.mean(1))
     target = F.one_hot(y, out.shape[-1]).to(out.dtype) if n_classes else y
     return (out - target).pow(2).mean(dim=(1, 2))
 
@@ -113,15 +122,22 @@ def accuracy_per_run(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(config: RunConfig, params: Params, data: TaskData, split: str) -> tuple:
+def evaluate(
+    config: RunConfig, params: Params, data: TaskData, split: str, levers: Levers | None = None
+) -> tuple:
     """Loss and accuracy (NaN for regression) of every run on the whole ``split``, and on the
-    test split the accuracy on each of ``data.test_groups`` (boolean masks over it)."""
+    test split the accuracy on each of ``data.test_groups`` (boolean masks over it).
+    ``levers``: the runs' StableMax and held logit scales (None: neither)."""
     total_loss, total_correct, n = 0.0, 0.0, data.n_train if split == "train" else data.n_test
     groups = data.test_groups if split == "test" else {}
     group_correct = dict.fromkeys(groups, 0.0)
+    stablemax = levers.stablemax if levers is not None else None
     for xb, yb, part in data.chunks(split, EVAL_CHUNK):
         out = forward(config.model, params, xb)
-        total_loss = total_loss + loss_per_run(out, yb, config.loss, data.n_classes) * len(yb)
+        if levers is not None:
+            out = levers.logits(out)
+        losses = loss_per_run(out, yb, config.loss, data.n_classes, stablemax)
+        total_loss = total_loss + losses * len(yb)
         if data.n_classes:
             total_correct = total_correct + accuracy_per_run(out, yb) * len(yb)
             hits = correct(out, yb)
@@ -173,6 +189,8 @@ class _Stack:
             betas=self.cfg.betas,
             eps=self.cfg.eps,
         )
+        self.levers = Levers.of(configs, dev, dtype)
+        self.grad_filter = self.levers.filter(self.params)
         self.alive = torch.ones(len(configs), dtype=torch.bool, device=dev)
         # A loss past sqrt(max float) has gradients whose squares overflow Adam's second moment:
         # the run would go on silently frozen, so it counts as diverged as much as a NaN does.
@@ -185,10 +203,13 @@ class _Stack:
     def train_step(self, idx: torch.Tensor | None) -> None:
         """One optimizer step of every live run on its batch ``idx`` (None: full batch)."""
         x, y = self.data.batch(idx)
-        out = forward(self.cfg.model, self.params, x)
-        losses = loss_per_run(out, y, self.cfg.loss, self.data.n_classes)
+        out = self.levers.logits(forward(self.cfg.model, self.params, x))
+        losses = loss_per_run(out, y, self.cfg.loss, self.data.n_classes, self.levers.stablemax)
         self._mark_diverged(losses.detach().abs() < self.overflow)  # False for NaN and inf too
         torch.where(self.alive, losses, torch.zeros_like(losses)).sum().backward()
+        # The rivals' gradient levers act on each run's own gradient, before the clip and the
+        # optimizer, as their published code places them (⊥Grad first, then the filter).
+        self.levers.gradients_(self.params, self.grad_filter)
         if self.any_clipped:
             clip_grad_norm_(self.params, self.clip)
         self.opt.step(self.alive)
@@ -210,8 +231,9 @@ class _Stack:
     def log(self) -> None:
         """Evaluate every run on both splits and append a row of curves at this step."""
         t0 = time.perf_counter()
-        train_loss, train_acc, _ = evaluate(self.cfg, self.params, self.data, "train")
-        test_loss, test_acc, groups = evaluate(self.cfg, self.params, self.data, "test")
+        cfg, params, data, levers = self.cfg, self.params, self.data, self.levers
+        train_loss, train_acc, _ = evaluate(cfg, params, data, "train", levers)
+        test_loss, test_acc, groups = evaluate(cfg, params, data, "test", levers)
         row = {
             "train_loss": train_loss,
             "train_acc": train_acc,
@@ -232,6 +254,7 @@ class _Stack:
         return {
             "params": {n: p.detach() for n, p in self.params.items()},
             "optimizer": self.opt.state_dict(),
+            **({"grad_filter": self.grad_filter.state_dict()} if self.grad_filter else {}),
             "alive": self.alive,
             "diverged_at": self.diverged_at,
             "records": {
@@ -248,6 +271,8 @@ class _Stack:
             for name, p in self.params.items():
                 p.copy_(state["params"][name])
         self.opt.load_state_dict(state["optimizer"])
+        if self.grad_filter is not None:
+            self.grad_filter.load_state_dict(state["grad_filter"])
         self.alive.copy_(state["alive"])
         self.diverged_at, self.step = state["diverged_at"], state["step"]
         self.timing = {n: float(v) for n, v in state["timing"].items()}

@@ -5,8 +5,9 @@
 ``goldilocks`` (claim 1), ``large_init`` (claim 2), ``constraint`` (claim 3), ``axes``
 (claim 4), ``imdb`` and ``qm9`` (claims 1-3 on the IMDb LSTM and the QM9 graph network),
 ``width`` (the discussion's width question), ``modadd_landscape`` (claim 1 on modular
-addition) and ``delay_gamma`` (the delay over two decades of γ) are chapters; ``dashboard``
-and ``discussion`` read their outcomes, and ``cost`` counts their runs.
+addition), ``delay_gamma`` (the delay over two decades of γ) and ``rivals`` (the norm
+constraint against Grokfast, StableMax, ⊥Grad and a held logit scale) are chapters;
+``dashboard`` and ``discussion`` read their outcomes, and ``cost`` counts their runs.
 """
 
 from omnigrok.chapters import (
@@ -18,6 +19,7 @@ from omnigrok.chapters import (
     large_init,
     modadd_landscape,
     qm9,
+    rivals,
     width,
 )
 from omnigrok.chapters.base import Chapter
@@ -34,6 +36,7 @@ CHAPTERS: tuple[Chapter, ...] = tuple(
         width,
         modadd_landscape,
         delay_gamma,
+        rivals,
     )
 )
 
@@ -58,5 +61,6 @@ __all__ = [
     "large_init",
     "modadd_landscape",
     "qm9",
+    "rivals",
     "width",
 ]

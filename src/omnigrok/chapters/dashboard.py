@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from omnigrok.chapters import axes, constraint, goldilocks, imdb, large_init, qm9
+from omnigrok.chapters import axes, constraint, goldilocks, imdb, large_init, qm9, rivals
 from omnigrok.chapters.base import Chapter
 from omnigrok.plots import PALETTE, band, log_scale_if_positive, plot_seeds, subplots, themed
 from omnigrok.sweep import MissingRuns
@@ -22,6 +22,8 @@ CLAIMS: tuple[Chapter, ...] = tuple(m.CHAPTER for m in (goldilocks, large_init, 
 # The claims on the paper's other tasks: a row each where their runs can be had (a paper
 # build reads the archive, which may not hold them yet: the row then says so).
 TASKS: tuple[Chapter, ...] = (imdb.CHAPTER, qm9.CHAPTER)
+# The rivals published since the paper, on the same runs: a row, where its runs can be had.
+RIVALS: tuple[Chapter, ...] = (rivals.CHAPTER,)
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,7 @@ def outcomes(
     """Every claim's chapter set up with its defaults for the profile and run (from the
     store: what the chapters show, nothing stored trained again)."""
     found = {c.name: c.run(c.setup(profile, seeds, device), progress=progress) for c in CLAIMS}
-    for c in TASKS:
+    for c in TASKS + RIVALS:
         try:
             found[c.name] = c.run(c.setup(profile, seeds, device), progress=progress)
         except MissingRuns:
@@ -53,7 +55,7 @@ def rows(o: Outcomes) -> list[tuple[str, str, str, Verdict | None]]:
     """(chapter, claim, headline numbers, verdict) per claim and per task's claims; None for
     a task whose runs are not stored (read-only builds)."""
     out = []
-    for c in CLAIMS + TASKS:
+    for c in CLAIMS + TASKS + RIVALS:
         if o[c.name] is None:
             out.append((c.name, c.claim, MISSING, None))
         else:

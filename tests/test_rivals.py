@@ -1,0 +1,322 @@
+"""The rivals' levers (``omnigrok.rivals``) against their published definitions, one run at a
+time in plain PyTorch, and a stack mixing them against its runs trained alone."""
+
+import math
+import re
+import types
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from omnigrok import train
+from omnigrok.chapters import constraint, rivals
+from omnigrok.config import RunConfig, run_key
+from omnigrok.models import NandaTransformer, TransformerSpec, init_params
+from omnigrok.rivals import GradFilter, log_stablemax, perp_grad_, stablemax_cross_entropy
+from omnigrok.store import CURVES, RunResult
+from omnigrok.task import make_task
+from omnigrok.tasks import modadd_run
+from omnigrok.train import BudgetExhausted, train_ensemble
+from omnigrok.verdict import NOT_REPRODUCED, NOT_TESTED, PARTLY, REPRODUCED, STATUSES
+
+P = 7
+
+
+def tiny(**overrides) -> RunConfig:
+    """Modular addition at P = 7 on a transformer small enough to train in a blink."""
+    base = dict(
+        p=P,
+        train_frac=0.5,
+        model=TransformerSpec(d_vocab=P + 1, d_model=8, n_heads=2, d_mlp=16),
+        steps=25,
+        n_log=6,
+        dtype="float64",
+        lr=1e-2,
+        weight_decay=0.0,
+    )
+    return modadd_run(**{**base, **overrides})
+
+
+# -- the definitions ----------------------------------------------------------------------------
+
+
+def s_by_hand(x: float) -> float:
+    """Prieto et al.'s s(x), written out."""
+    return x + 1 if x >= 0 else 1 / (1 - x)
+
+
+def test_stablemax_is_its_definition_normalized():
+    x = torch.tensor([[-3.0, -0.5, 0.0, 0.25, 4.0]], dtype=torch.float64)
+    s = [s_by_hand(v) for v in x[0].tolist()]
+    expected = [math.log(v / sum(s)) for v in s]
+    np.testing.assert_allclose(log_stablemax(x)[0].numpy(), expected, rtol=1e-14)
+
+
+def test_stablemax_cross_entropy_is_minus_the_mean_log_probability_per_run():
+    gen = torch.Generator().manual_seed(0)
+    out = torch.randn(2, 4, 5, generator=gen, dtype=torch.float64) * 3  # [K, B, C]
+    y = torch.tensor([0, 4, 2, 2])
+    for k in range(2):
+        by_hand = 0.0
+        for b in range(4):
+            s = [s_by_hand(v) for v in out[k, b].tolist()]
+            by_hand -= math.log(s[y[b]] / sum(s)) / 4
+        assert stablemax_cross_entropy(out, y)[k].item() == pytest.approx(by_hand, rel=1e-13)
+
+
+def test_stablemax_gradient_is_finite_far_out_on_either_side():
+    x = torch.tensor([[-1e6, 1.0, 1e6]], dtype=torch.float64, requires_grad=True)
+    log_stablemax(x)[0, 1].backward()
+    assert torch.isfinite(x.grad).all()
+
+
+def test_perp_grad_is_the_hand_projection_rescaled_per_tensor_and_run():
+    gen = torch.Generator().manual_seed(1)
+    params = {
+        n: torch.randn(3, *shape, generator=gen, dtype=torch.float64)
+        for n, shape in {"a": (4, 5), "b": (6,)}.items()
+    }
+    grads = {n: torch.randn(p.shape, generator=gen, dtype=torch.float64) for n, p in params.items()}
+    for n, p in params.items():
+        p.grad = grads[n].clone()
+    runs = torch.tensor([True, False, True])
+    perp_grad_(params, runs)
+    for n, p in params.items():
+        for k in range(3):
+            w, g = p[k].flatten().numpy(), grads[n][k].flatten().numpy()
+            expected = g
+            if runs[k]:
+                orth = g - (w @ g) / (w @ w) * w
+                expected = orth * np.linalg.norm(g) / np.linalg.norm(orth)
+                assert abs(expected @ w) < 1e-10 * np.linalg.norm(w) * np.linalg.norm(g)
+            np.testing.assert_allclose(p.grad[k].flatten().numpy(), expected, rtol=1e-12)
+
+
+def gradfilter_ema(model, grads, alpha, lamb):
+    """Grokfast's published ``gradfilter_ema`` (Lee et al. 2024), as its rule reads."""
+    if grads is None:
+        grads = {n: p.grad.detach().clone() for n, p in model.named_parameters()}
+    for n, p in model.named_parameters():
+        grads[n] = grads[n] * alpha + p.grad.detach() * (1 - alpha)
+        p.grad = p.grad + grads[n] * lamb
+    return grads
+
+
+def test_grad_filter_follows_the_published_rule_per_run():
+    gen = torch.Generator().manual_seed(2)
+    params = {"w": torch.zeros(2, 3, dtype=torch.float64)}
+    filt = GradFilter(
+        params,
+        torch.tensor([0.9, 0.5], dtype=torch.float64),
+        torch.tensor([2.0, 3.0], dtype=torch.float64),
+        torch.tensor([True, False]),
+    )
+    model = torch.nn.Module()
+    model.w = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
+    state = None
+    for _ in range(4):
+        g = torch.randn(2, 3, generator=gen, dtype=torch.float64)
+        params["w"].grad = g.clone()
+        filt.apply_(params)
+        model.w.grad = g[0].clone()
+        state = gradfilter_ema(model, state, 0.9, 2.0)
+        np.testing.assert_allclose(params["w"].grad[0], model.w.grad, rtol=1e-14)
+        np.testing.assert_array_equal(params["w"].grad[1], g[1])  # filter off: untouched
+
+
+# -- the trainer against a plain one-run loop ------------------------------------------------------
+
+
+def hold_by_hand(out: torch.Tensor, c: float) -> torch.Tensor:
+    return out * c / out.pow(2).mean(dim=-1, keepdim=True).sqrt()
+
+
+def stablemax_ce_by_hand(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    s = torch.where(out >= 0, out.clamp(min=0) + 1, 1 / (1 - out.clamp(max=0)))
+    return -(s / s.sum(-1, keepdim=True)).log().gather(1, y[:, None]).mean()
+
+
+def perp_by_hand(model) -> None:
+    """Their OrthoGrad, with its 1e-30 guards (biases start at zero: w·w = 0)."""
+    with torch.no_grad():
+        for p in model.parameters():
+            w, g = p.flatten(), p.grad.flatten()
+            orth = g - (w @ g) / (w @ w + 1e-30) * w
+            p.grad.copy_((orth * g.norm() / (orth.norm() + 1e-30)).view_as(p))
+
+
+LEVERS = {
+    "grokfast": dict(grad_filter="ema", filter_alpha=0.9, filter_lamb=2.0, weight_decay=0.5),
+    "stablemax": dict(softmax="stablemax"),
+    "perp_grad": dict(perp_grad=True),
+    "logit_scale": dict(logit_scale=2.0, weight_decay=0.5),
+}
+
+
+@pytest.mark.parametrize("lever", LEVERS)
+def test_trainer_equals_a_plain_loop_with_the_lever(lever):
+    """K = 1 through the trainer vs Nanda's module, torch.optim.AdamW and the lever by hand."""
+    cfg = tiny(seed=3, **LEVERS[lever])
+    result = train_ensemble([cfg], device="cpu", progress=False, keep_weights=True)[0]
+    data = make_task(cfg.task, "cpu", "float64")
+    params = init_params(cfg.model, [cfg.seed], dtype=torch.float64)
+    model = NandaTransformer(cfg.model).double().load_run(params, 0)
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay
+    )
+    ema = None
+    for _ in range(cfg.steps):
+        out = model(data.x_train)
+        if cfg.logit_scale is not None:
+            out = hold_by_hand(out, cfg.logit_scale)
+        if cfg.softmax == "stablemax":
+            loss = stablemax_ce_by_hand(out, data.y_train)
+        else:
+            loss = F.cross_entropy(out, data.y_train)
+        opt.zero_grad()
+        loss.backward()
+        if cfg.perp_grad:
+            perp_by_hand(model)
+        if cfg.grad_filter == "ema":
+            ema = gradfilter_ema(model, ema, cfg.filter_alpha, cfg.filter_lamb)
+        opt.step()
+    for name, p in model.named_parameters():
+        np.testing.assert_allclose(result.weights[name], p.detach().numpy(), rtol=1e-8, atol=1e-11)
+    # The lever changed something: the same run without it ends elsewhere.
+    plain = train_ensemble([tiny(seed=3)], device="cpu", progress=False, keep_weights=True)[0]
+    assert not np.allclose(plain.weights["W_U"], result.weights["W_U"])
+
+
+def test_a_runs_curves_do_not_depend_on_its_stack_mates():
+    configs = [
+        tiny(seed=0, weight_decay=1.0),
+        tiny(seed=1, softmax="stablemax"),
+        tiny(seed=0, softmax="stablemax", perp_grad=True),
+        tiny(seed=2, grad_filter="ema", weight_decay=1.0),
+        tiny(seed=1, logit_scale=3.0),
+        tiny(seed=0, constraint="fixed", target_norm=6.0),
+    ]
+    together = train_ensemble(configs, device="cpu", progress=False)
+    for cfg, result in zip(configs, together, strict=True):
+        alone = train_ensemble([cfg], device="cpu", progress=False)[0]
+        for name in result.metrics:
+            np.testing.assert_allclose(result[name], alone[name], rtol=1e-8, atol=1e-12)
+
+
+def test_a_filtered_stack_resumes_from_its_checkpoint_as_if_unbroken(tmp_path, monkeypatch):
+    configs = [tiny(seed=0, grad_filter="ema"), tiny(seed=1)]
+    unbroken = train_ensemble(configs, device="cpu", progress=False)
+    clock = {"now": 0.0}
+    monkeypatch.setattr(
+        train,
+        "time",
+        types.SimpleNamespace(perf_counter=lambda: 0.0, monotonic=lambda: clock["now"]),
+    )
+    checkpoint = tmp_path / "stack.pt"
+
+    def tick(step: int) -> None:
+        clock["now"] = float(step)
+
+    with pytest.raises(BudgetExhausted):
+        train_ensemble(configs, "cpu", False, checkpoint=checkpoint, deadline=9.5, on_step=tick)
+    monkeypatch.undo()
+    resumed = train_ensemble(configs, "cpu", False, checkpoint=checkpoint)
+    for a, b in zip(unbroken, resumed, strict=True):
+        for name in CURVES:
+            np.testing.assert_allclose(a[name], b[name], rtol=1e-12, equal_nan=True)
+
+
+# -- the records --------------------------------------------------------------------------------
+
+
+def test_levers_at_their_defaults_keep_every_key():
+    cfg = tiny()
+    d = cfg.to_dict()
+    for name in ("softmax", "perp_grad", "grad_filter", "filter_alpha", "filter_lamb"):
+        assert name not in d
+    assert "logit_scale" not in d
+    assert run_key(cfg) != run_key(cfg.replace(perp_grad=True))
+    assert RunConfig.from_dict(cfg.replace(grad_filter="ema").to_dict()).grad_filter == "ema"
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(softmax="sparsemax"), "softmax must be one of 'softmax', 'stablemax'"),
+        (dict(grad_filter="ma"), "grad_filter must be one of 'none', 'ema'"),
+        (dict(grad_filter="ema", filter_alpha=1.0), "filter_alpha must be a number in [0, 1)"),
+        (dict(grad_filter="ema", filter_lamb=-1), "filter_lamb must be a non-negative"),
+        (dict(filter_lamb=5.0), "filter_lamb must be 2.0 when grad_filter='none'"),
+        (dict(perp_grad=1), "perp_grad must be True or False"),
+        (dict(logit_scale=0.0), "logit_scale must be a positive"),
+        (dict(loss="mse", softmax="stablemax"), "softmax must be 'softmax' unless loss='ce'"),
+    ],
+)
+def test_a_bad_lever_fails_naming_it(change, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        tiny(**change)
+
+
+# -- the chapter --------------------------------------------------------------------------------
+
+
+def synthetic(setup, method, t_train, t_test, norm_then):
+    """Curves for every seed of ``method``: train acc steps to 1 at ``t_train``, test acc at
+    ``t_test`` (None: never), the norm ramping from 1 to ``norm_then`` by ``t_test``."""
+    steps = np.arange(0, 1001, 10)
+    train_acc = (steps >= t_train).astype(float)
+    test_acc = (steps >= t_test).astype(float) if t_test is not None else np.zeros(len(steps))
+    end = t_test if t_test is not None else 1000
+    norm = 1 + (norm_then - 1) * np.clip(steps / end, 0, 1)
+    metrics = dict(train_acc=train_acc, test_acc=test_acc, norm=norm)
+    return [RunResult(c, steps, metrics) for c in setup.method_configs(method)]
+
+
+def test_the_verdict_asks_every_lever_that_removes_the_delay_to_need_the_norm():
+    s = rivals.Setup("smoke", seeds=[0, 1], device="cpu")
+    results = {m: synthetic(s, m, 100, None, 1.0) for m in rivals.METHODS}
+    results[rivals.BASELINE] = synthetic(s, rivals.BASELINE, 100, 800, 0.7)
+    results[rivals.HELD] = synthetic(s, rivals.HELD, 100, 150, 0.8)
+    results["Grokfast-EMA + weight decay"] = synthetic(s, rivals.BASELINE, 100, 180, 0.9)
+    o = rivals.Outcome(s, results)
+    assert o.removes_delay(rivals.HELD) and o.needs_norm(rivals.HELD)
+    assert not o.removes_delay("StableMax") and o.needs_norm("StableMax") is None
+    assert rivals.verdict(o).status == REPRODUCED
+    assert rivals.method_verdict(o, "StableMax").status == NOT_REPRODUCED
+    assert np.allclose(rivals.speedup(o, rivals.HELD), 800 / 150)
+    # A lever that removes the delay while its norm grows: the norm is not what did it.
+    results["StableMax"] = synthetic(s, "StableMax", 100, 150, 1.3)
+    o = rivals.Outcome(s, results)
+    assert o.removes_delay("StableMax") and o.needs_norm("StableMax") is False
+    assert rivals.verdict(o).status == PARTLY
+    assert rivals.method_verdict(o, "StableMax").status == REPRODUCED
+    # Without a late baseline there is nothing to judge.
+    results[rivals.BASELINE] = synthetic(s, rivals.BASELINE, 100, 150, 0.9)
+    assert rivals.verdict(rivals.Outcome(s, results)).status == NOT_TESTED
+
+
+def test_each_method_changes_one_thing_of_claim_3s_run():
+    s = rivals.Setup("smoke", device="cpu")
+    claim3 = constraint.Setup("smoke", device="cpu", mnist_w_c=1.0)
+    assert s.method_configs(rivals.BASELINE) == claim3.regime_configs("modadd", "unconstrained")
+    assert s.method_configs(rivals.HELD) == claim3.regime_configs("modadd", "held at w_c")
+    assert len(set(s.configs())) == len(rivals.METHODS) * len(s.seeds)
+    assert len({c.shape() for c in s.configs()}) == 1  # one stack
+
+
+def test_the_chapter_runs_at_smoke_and_judges(tmp_path):
+    s = rivals.Setup("smoke", seeds=[0], device="cpu")
+    o = rivals.run(s, progress=False)
+    assert rivals.verdict(o).status in STATUSES
+    assert all(rivals.method_verdict(o, m).status in STATUSES for m in rivals.METHODS)
+    assert rivals.numbers(o)["weight_decay_steps"]
+    assert len(rivals.table(o).splitlines()) == 2 + len(rivals.METHODS)
+    for draw in (rivals.figure, rivals.figure_norm):
+        draw(o).savefig(tmp_path / "figure.png")
+
+
+def test_a_bad_chapter_parameter_fails_before_any_training():
+    with pytest.raises(ValueError, match="logit_scale must be a positive finite number"):
+        rivals.Setup("smoke", logit_scale=-1.0)
