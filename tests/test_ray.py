@@ -21,6 +21,7 @@ from omnigrok.executors import Executor
 from omnigrok.store import ResultStore
 from omnigrok.sweep import run_sweep
 from omnigrok.tasks import teacher_student_run
+from omnigrok.train import BudgetExhausted
 
 ray = pytest.importorskip("ray")
 
@@ -128,4 +129,19 @@ def test_worker_killed_mid_stack_is_retried_to_the_same_results(cluster, tmp_pat
     assert 0 < killed["step"] < 2000, "killed after the stack finished: make it longer"
     local = run_sweep(configs, ResultStore(tmp_path / "local", archives=()), "cpu", False)
     _assert_same(on_ray, local)
+    _assert_nothing_half_written(store, configs)
+
+
+def test_deadline_pauses_every_task_and_the_next_sweep_resumes(cluster, tmp_path):
+    """The archive producer's budget on Ray: each task checkpoints at the deadline and says so;
+    the driver raises ``BudgetExhausted`` after filing nothing half-done; a rerun resumes."""
+    configs = _two_stacks(300)
+    store = ResultStore(tmp_path / "ray", archives=())
+    with pytest.raises(BudgetExhausted):
+        run_sweep(configs, store, "cpu", False, deadline=time.monotonic(), executor="ray")
+    assert len(list((store.root / "checkpoints").glob("*.pt"))) == 2
+    assert all(store.load(c) is None for c in configs)
+    resumed = run_sweep(configs, store, "cpu", False, executor="ray")
+    local = run_sweep(configs, ResultStore(tmp_path / "local", archives=()), "cpu", False)
+    _assert_same(resumed, local)
     _assert_nothing_half_written(store, configs)

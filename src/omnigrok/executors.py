@@ -38,6 +38,11 @@ EXECUTOR_ENV = "OMNIGROK_EXECUTOR"  # the default executor (book kernels inherit
 CHECKPOINTS_ENV = "OMNIGROK_CHECKPOINTS"  # the Ray tasks' checkpoint folder, shared by the nodes
 KINDS = ("local", "ray")
 RAY_EXTRA = "pip install -e '.[ray]'"
+EXECUTOR_HELP = (
+    "local (here, stack after stack), ray (a Ray instance: $RAY_ADDRESS, else one on this "
+    "machine) or ray:<address> (a Ray cluster, e.g. ray:auto); default $OMNIGROK_EXECUTOR, "
+    "else local"
+)
 
 
 @dataclass(frozen=True)

@@ -201,6 +201,8 @@ def _train_on_ray(
                 results[config] = found
         todo = [[c for c in s if c not in results] for s in stacks]
         todo = [t for t in todo if t]
+        if not todo:  # all stored: no cluster to join
+            return
         folder = executor.checkpoints or store.root / "checkpoints"
         checkpoints = [folder / store.checkpoint_path(t).name for t in todo]
         bar = progress_bar(sum(len(t) for t in todo), 0, progress, unit="run")
