@@ -3,6 +3,7 @@ where Ray is asked for but not installed (Ray's own runs: tests/test_ray.py)."""
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from omnigrok.executors import CHECKPOINTS_ENV, EXECUTOR_ENV, Executor, resolve_
 from omnigrok.store import ResultStore
 from omnigrok.sweep import run_sweep
 from omnigrok.tasks import teacher_student_run
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize(
@@ -66,4 +69,13 @@ def test_ray_asked_without_ray_says_how_to_install(monkeypatch, tmp_path):
 def test_cli_rejects_a_bad_executor(capsys, tmp_path):
     with pytest.raises(SystemExit):
         cli_main(["archive", "--executor", "gpu", "--archive", str(Path(tmp_path))])
+    assert "executor must be 'local', 'ray' or 'ray:<address>'" in capsys.readouterr().err
+
+
+def test_book_build_rejects_a_bad_executor(capsys):
+    spec = importlib.util.spec_from_file_location("book_build", ROOT / "book" / "build.py")
+    book_build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(book_build)
+    with pytest.raises(SystemExit):
+        book_build.main(["--profile", "smoke", "--executor", "ray:"])
     assert "executor must be 'local', 'ray' or 'ray:<address>'" in capsys.readouterr().err

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from omnigrok.cli import main as cli_main
 from omnigrok.executors import Executor
 from omnigrok.store import ResultStore
 from omnigrok.sweep import run_sweep
@@ -145,3 +146,13 @@ def test_deadline_pauses_every_task_and_the_next_sweep_resumes(cluster, tmp_path
     local = run_sweep(configs, ResultStore(tmp_path / "local", archives=()), "cpu", False)
     _assert_same(resumed, local)
     _assert_nothing_half_written(store, configs)
+
+
+def test_cli_trains_on_ray(cluster, tmp_path, capsys):
+    args = ["train", "--task", "teacher_student", "--seeds", "0-1", "--steps", "50"]
+    assert cli_main([*args, "--results", str(tmp_path), "--executor", "ray", "--quiet"]) == 0
+    assert "seed 1:" in capsys.readouterr().out
+    # float32: compared with the same stack trained here (a stack's make-up moves its rounding).
+    configs = [teacher_student_run(steps=50, seed=s) for s in (0, 1)]
+    local = run_sweep(configs, ResultStore(tmp_path / "local", archives=()), "cpu", False)
+    _assert_same([ResultStore(tmp_path, archives=()).load(c) for c in configs], local)

@@ -31,7 +31,7 @@ import torch
 
 from omnigrok.checks import DEVICES, check_int, fail
 from omnigrok.config import RunConfig
-from omnigrok.store import RunResult
+from omnigrok.store import RunResult, remove_partial_writes
 from omnigrok.train import BudgetExhausted, train_ensemble
 
 EXECUTOR_ENV = "OMNIGROK_EXECUTOR"  # the default executor (book kernels inherit it)
@@ -144,7 +144,7 @@ def train_stack(
     if deadline_wall is not None:
         deadline = time.monotonic() + (deadline_wall - time.time())
     try:
-        return train_ensemble(
+        results = train_ensemble(
             configs,
             device=device,
             progress=False,
@@ -156,6 +156,10 @@ def train_stack(
     except BudgetExhausted as stop:
         # Returned rather than raised: Ray would wrap the exception in its own class.
         return stop.step, stop.steps
+    # A killed attempt may have died inside a checkpoint write; the driver holds the stack's
+    # lock, so no other writer of this checkpoint is alive.
+    remove_partial_writes(path)
+    return results
 
 
 def train_on_ray(
