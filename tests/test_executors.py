@@ -50,9 +50,19 @@ def test_default_executor_comes_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv(EXECUTOR_ENV, raising=False)
     assert resolve_executor(None) == Executor()
     monkeypatch.setenv(EXECUTOR_ENV, "ray:auto")
-    monkeypatch.setenv(CHECKPOINTS_ENV, str(tmp_path))
-    assert resolve_executor(None) == Executor("ray", "auto", checkpoints=tmp_path)
+    assert resolve_executor(None) == Executor("ray", "auto")
     assert resolve_executor("local").kind == "local"  # an explicit choice wins
+
+
+def test_checkpoint_folder_is_the_executors_else_the_environments_else_the_stores(
+    monkeypatch, tmp_path
+):
+    monkeypatch.delenv(CHECKPOINTS_ENV, raising=False)
+    assert Executor("ray").checkpoint_folder(tmp_path) == tmp_path / "checkpoints"
+    monkeypatch.setenv(CHECKPOINTS_ENV, str(tmp_path / "shared"))
+    assert Executor("ray").checkpoint_folder(tmp_path) == tmp_path / "shared"
+    mine = Executor("ray", checkpoints=tmp_path / "mine")
+    assert mine.checkpoint_folder(tmp_path) == tmp_path / "mine"
 
 
 def test_ray_asked_without_ray_says_how_to_install(monkeypatch, tmp_path):

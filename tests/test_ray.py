@@ -80,8 +80,10 @@ def test_ray_sweep_equals_the_local_one(cluster, tmp_path, capsys):
     on_ray = run_sweep(configs, store, "cpu", progress=True, executor="ray")
     _assert_same(on_ray, local)
     _assert_nothing_half_written(store, configs)
-    # The bar counts runs, not steps: one stack of two runs at a time.
-    assert "4/4" in capsys.readouterr().err
+    # One bar counts runs, not steps, as stacks of two runs end.
+    out, err = capsys.readouterr()
+    assert out.startswith("training 4 of 4 runs (0 stored): 2 stacks, 1,400 run-steps; one bar")
+    assert "4/4" in err
     # The driver filed them: a second sweep loads them and sends nothing to Ray.
     again = run_sweep(configs, store, "cpu", False, executor=Executor("ray", max_retries=0))
     _assert_same(again, local)

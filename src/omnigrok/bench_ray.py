@@ -14,6 +14,11 @@ the local reference runs with one thread too: the ratios compare like with like.
 
 Workers are started (and have imported torch) before the timed sweeps, and the local process
 has trained once: a cluster pays those once, not per task.
+
+On a machine that others share, read the scaling with the load average beside it: Linux's
+autogroup scheduling (``autogroup`` in the result) gives each session an equal share of the
+CPUs, and a Ray instance's workers are one session (the raylet starts its own), so while other
+sessions keep the cores busy two workers get no more CPU time than one.
 """
 
 from __future__ import annotations
@@ -42,6 +47,14 @@ def _sweep_seconds(configs: Sequence[RunConfig], executor: str, stack: int) -> f
         start = time.perf_counter()
         run_sweep(configs, store, "cpu", False, max_stack=stack, executor=executor)
         return time.perf_counter() - start
+
+
+def _autogroup() -> bool | None:
+    """Whether the kernel schedules sessions as groups (None: not Linux, or not readable)."""
+    try:
+        return Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1"
+    except OSError:
+        return None
 
 
 def _stacks(steps: int, stacks: int, runs_per_stack: int, offset: int = 0) -> list[RunConfig]:
@@ -101,6 +114,7 @@ def ray_scaling(
         "machine": where,
         "measured": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "autogroup": _autogroup(),
         "ray": ray.__version__,
         "sweep": f"{stacks} stacks of {runs_per_stack} teacher-student runs, {steps} steps",
         "repeats": repeats,

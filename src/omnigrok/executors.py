@@ -1,7 +1,7 @@
 """Where a sweep's stacks train: in this process (``local``), or as Ray tasks (``ray``).
 
-The paper profile with five seeds everywhere is thousands of runs (Sec. 3-4's phase diagrams);
-a few GPU nodes train them in an afternoon. With ``ray``, each stack of same-shape runs (one
+The paper profile with five seeds everywhere is thousands of runs; a few GPU nodes train them
+in an afternoon. With ``ray``, each stack of same-shape runs (one
 ``train_ensemble`` call, exactly as ``local`` makes it) becomes one Ray task asking for a GPU,
 or for ``cpus_per_task`` CPUs. The task returns its runs' results (arrays, through Ray's object
 store) and the driver files them in its store as tasks finish, with the store's atomic writer:
@@ -9,10 +9,10 @@ workers need no shared filesystem to deliver results.
 
 A worker killed mid-stack is retried by Ray (``max_retries``); the retry resumes from the
 stack's last checkpoint, written every ``checkpoint_seconds`` to ``checkpoints`` (default:
-the store's own ``checkpoints/`` folder). On a cluster that folder should be one every node
-sees (NFS, a mounted bucket): a retry on another node that cannot see it, or a node that
-cannot write there, trains the stack from step 0 in the node's temporary folder instead, to
-the same curves, only later.
+``$OMNIGROK_CHECKPOINTS``, else the store's own ``checkpoints/`` folder). On a cluster that
+folder should be one every node sees (NFS, a mounted bucket): a retry on another node that
+cannot see it, or a node that cannot write there, trains the stack from step 0 in the node's
+temporary folder instead, to the same curves, only later.
 
 Ray is an optional extra (``pip install -e '.[ray]'``): without it, ``local`` is unchanged and
 asking for ``ray`` says how to install it.
@@ -39,9 +39,9 @@ CHECKPOINTS_ENV = "OMNIGROK_CHECKPOINTS"  # the Ray tasks' checkpoint folder, sh
 KINDS = ("local", "ray")
 RAY_EXTRA = "pip install -e '.[ray]'"
 EXECUTOR_HELP = (
-    "local (here, stack after stack), ray (a Ray instance: $RAY_ADDRESS, else one on this "
-    "machine) or ray:<address> (a Ray cluster, e.g. ray:auto); default $OMNIGROK_EXECUTOR, "
-    "else local"
+    "local (here, stack after stack), ray ($RAY_ADDRESS, else a Ray cluster started on this "
+    "machine, else a new Ray instance here) or ray:<address> (a Ray cluster, e.g. ray:auto); "
+    "default $OMNIGROK_EXECUTOR, else local"
 )
 
 
@@ -50,10 +50,10 @@ class Executor:
     """How a sweep trains its stacks.
 
     ``kind``: ``local`` (one after the other, here) or ``ray``. ``address``: the Ray cluster
-    to join (``auto``, ``host:6379``, ``ray://host:10001``); None joins ``$RAY_ADDRESS`` when
-    set, else starts a Ray instance on this machine. ``cpus_per_task``: CPUs each task asks
-    for when it trains on the CPU (a GPU task asks for one GPU too). ``checkpoints``: where the
-    tasks checkpoint (None: ``$OMNIGROK_CHECKPOINTS``, else the store's ``checkpoints/``).
+    to join (``auto``, ``host:6379``, ``ray://host:10001``); None: Ray's own choice,
+    ``$RAY_ADDRESS``, else a cluster ``ray start`` began on this machine, else a new instance.
+    ``cpus_per_task``: CPUs each task asks for (a GPU task asks for one GPU too).
+    ``checkpoints``: where the tasks checkpoint (see ``checkpoint_folder``).
     """
 
     kind: str = "local"
@@ -74,8 +74,14 @@ class Executor:
         kind, _, address = str(spec).partition(":")
         if kind == "ray" and ":" in str(spec) and not address:
             fail("executor", spec, "'local', 'ray' or 'ray:<address>'")
-        checkpoints = os.environ.get(CHECKPOINTS_ENV) or None
-        return cls(kind, address or None, checkpoints=Path(checkpoints) if checkpoints else None)
+        return cls(kind, address or None)
+
+    def checkpoint_folder(self, store_root: Path) -> Path:
+        """Where the Ray tasks checkpoint: ``checkpoints``, else ``$OMNIGROK_CHECKPOINTS``,
+        else the store's ``checkpoints/`` (where the local executor checkpoints too)."""
+        return Path(
+            self.checkpoints or os.environ.get(CHECKPOINTS_ENV) or store_root / "checkpoints"
+        )
 
 
 def resolve_executor(executor: str | Executor | None) -> Executor:

@@ -80,7 +80,11 @@ def stack_lock(checkpoint: Path) -> FileLock:
 
 
 def training_plan(
-    n_asked: int, missing: Sequence[RunConfig], groups: Sequence[Sequence[int]], max_stack: int
+    n_asked: int,
+    missing: Sequence[RunConfig],
+    groups: Sequence[Sequence[int]],
+    max_stack: int,
+    on_ray: bool = False,
 ) -> str:
     """One line saying what is about to train, so a notebook rerun that trains for minutes says
     so up front instead of sitting silent until the first bar appears.
@@ -89,10 +93,12 @@ def training_plan(
     stacks = sum(-(-len(group) // max_stack) for group in groups)  # ceil: chunks of max_stack
     run_steps = sum(c.steps for c in missing)
     stored = n_asked - len(missing)
+    bars = (
+        "one bar counts runs as Ray tasks end" if on_ray else "a bar per stack shows its time left"
+    )
     return (
         f"training {len(missing)} of {n_asked} runs ({stored} stored): "
-        f"{stacks} stack{'s' if stacks != 1 else ''}, {run_steps:,} run-steps; "
-        "a bar per stack shows its time left"
+        f"{stacks} stack{'s' if stacks != 1 else ''}, {run_steps:,} run-steps; {bars}"
     )
 
 
@@ -132,19 +138,28 @@ def run_sweep(
     if missing and not training_allowed():
         raise MissingRuns(missing)
     groups = group_by_shape(missing)
+    on_ray = ex.kind == "ray"
     if missing and progress:
-        print(training_plan(len(results) + len(missing), missing, groups, max_stack), flush=True)
-    if ex.kind == "ray":
+        plan = training_plan(len(results) + len(missing), missing, groups, max_stack, on_ray)
+        print(plan, flush=True)
+    if on_ray:
         stacks = [
             chunk for group in groups for chunk in _chunks([missing[i] for i in group], max_stack)
         ]
-        kw = dict(checkpoint_seconds=checkpoint_seconds, deadline=deadline)
-        _train_on_ray(stacks, store, ex, str(dev), progress, keep_weights, results, **kw)
+        _train_on_ray(
+            stacks,
+            store,
+            ex,
+            str(dev),
+            progress,
+            keep_weights,
+            results,
+            checkpoint_seconds,
+            deadline,
+        )
         return [results[c] for c in configs]
     for group in groups:
-        stack_configs = [missing[i] for i in group]
-        for start in range(0, len(stack_configs), max_stack):
-            chunk = stack_configs[start : start + max_stack]
+        for chunk in _chunks([missing[i] for i in group], max_stack):
             checkpoint = store.checkpoint_path(chunk)
             with stack_lock(checkpoint):
                 for config in chunk:
@@ -203,7 +218,7 @@ def _train_on_ray(
         todo = [t for t in todo if t]
         if not todo:  # all stored: no cluster to join
             return
-        folder = executor.checkpoints or store.root / "checkpoints"
+        folder = executor.checkpoint_folder(store.root)
         checkpoints = [folder / store.checkpoint_path(t).name for t in todo]
         bar = progress_bar(sum(len(t) for t in todo), 0, progress, unit="run")
         for _, out in train_on_ray(
