@@ -35,8 +35,9 @@ def test_executor_specs(spec, kind, address):
 
 @pytest.mark.parametrize("spec", ["gpu", "ray:", "local:auto", "", "dask"])
 def test_bad_executor_is_a_one_line_error(spec):
-    with pytest.raises(ValueError, match="executor must be 'local', 'ray' or 'ray:<address>'"):
+    with pytest.raises(ValueError, match="executor must be 'local', 'ray' or 'ray:<address>'") as e:
         Executor.parse(spec)
+    assert str(e.value).endswith(f"got {spec!r}")
 
 
 def test_bad_executor_resources_are_errors():

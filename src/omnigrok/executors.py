@@ -64,7 +64,8 @@ class Executor:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS or (self.kind == "local" and self.address):
-            fail("executor", self.kind, "'local', 'ray' or 'ray:<address>'")
+            spec = f"{self.kind}:{self.address}" if self.address else self.kind
+            fail("executor", spec, "'local', 'ray' or 'ray:<address>'")
         check_int("cpus_per_task", self.cpus_per_task, minimum=1)
         check_int("max_retries", self.max_retries, minimum=0)
 
