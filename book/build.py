@@ -2,6 +2,7 @@
 
     python book/build.py                  # the paper's runs, read from archive/paper
     python book/build.py --profile quick  # a CPU rerun: trains (about 30 min on 2 cores)
+    python book/build.py --profile quick --executor ray:auto  # its stacks on a Ray cluster
 
 The ``paper`` profile trains nothing: every run is read from the paper archive
 (``omnigrok.archive``). When the archive lacks runs a chapter reads, the build stops before
@@ -29,6 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from omnigrok import archive
+from omnigrok.executors import EXECUTOR_ENV, EXECUTOR_HELP, resolve_executor
 from omnigrok.report import chapter_title
 from omnigrok.store import default_root
 
@@ -253,7 +255,12 @@ def main(argv: list[str] | None = None) -> int:
         "store papermill, the CLI and Python use too)",
     )
     parser.add_argument("--skip-execute", action="store_true", help="reuse the notebooks in _nb")
+    parser.add_argument("--executor", default=None, help=EXECUTOR_HELP)
     args = parser.parse_args(argv)
+    try:
+        resolve_executor(args.executor)
+    except ValueError as err:
+        parser.error(str(err))
     lacking_tools = missing_prerequisites(execute=not args.skip_execute)
     if lacking_tools:
         print(f"cannot build the book, missing: {'; '.join(lacking_tools)}", file=sys.stderr)
@@ -265,6 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["OMNIGROK_BOOK"] = "1"  # the kernels glue values for the prose (report.glue)
     # ... and save every glued figure as PNG and SVG (book/_figures; pages link them).
     os.environ["OMNIGROK_FIGURES"] = str(FIGURES)
+    if args.executor is not None:
+        # ... and train their stacks where this says (every kernel joins the same cluster).
+        os.environ[EXECUTOR_ENV] = args.executor
     if args.profile == "paper":
         # The kernels inherit this: a run missing from the archive is an error, never hours of
         # training by surprise.

@@ -28,6 +28,7 @@ from omnigrok.chapters import CHAPTERS, constraint, task_claims
 from omnigrok.chapters import chapter as chapter_named
 from omnigrok.checks import resolve_device
 from omnigrok.config import RunConfig, run_key
+from omnigrok.executors import Executor, resolve_executor
 from omnigrok.store import (
     ARCHIVE_ENV,
     CURVES,
@@ -214,6 +215,7 @@ def produce(
     max_stack: int = 64,
     progress: bool = True,
     say: Callable[[str], None] = print,
+    executor: str | Executor | None = None,
 ) -> bool:
     """Train what ``archive`` lacks of ``parts`` (in that order) until ``budget_s`` seconds
     have passed; return True when every asked part is complete. ``tasks`` limits the runs
@@ -222,6 +224,8 @@ def produce(
 
     Each stack checkpoints inside the archive's ``checkpoints/`` (never committed) at most a
     minute apart and at the deadline, so the next call resumes it where this one stopped.
+    ``executor``: where the stacks train (``run_sweep``'s; ``ray:<address>``: a Ray cluster,
+    whose tasks stop at the same deadline).
     """
     for name in parts:
         if name not in PARTS:
@@ -231,9 +235,12 @@ def produce(
             raise ValueError(f"tasks must be among {', '.join(TASKS)}, got {task!r}")
     archive = Path(archive or PAPER_ARCHIVE)
     store = ResultStore(archive, archives=())
-    dev = resolve_device(device)
+    ex = resolve_executor(executor)
+    # On Ray, "auto" is resolved by each worker: this machine may have no GPU.
+    dev = resolve_device(device) if ex.kind == "local" else device
     deadline = time.monotonic() + budget_s
-    say(f"archive {archive}, profile {profile}, device {dev}, budget {budget_s:.0f} s")
+    where = "" if ex.kind == "local" else f", on {ex.kind} {ex.address or ''}".rstrip()
+    say(f"archive {archive}, profile {profile}, device {dev}{where}, budget {budget_s:.0f} s")
     finished = True
     for name in parts:
         p = part(name, profile, archive)
@@ -250,7 +257,7 @@ def produce(
             return False
         t0 = time.monotonic()
         try:
-            run_sweep(todo, store, dev, progress, max_stack, deadline=deadline)
+            run_sweep(todo, store, dev, progress, max_stack, deadline=deadline, executor=ex)
         except BudgetExhausted as stop:
             say(f"{name}: a stack paused at step {stop.step}/{stop.steps}")
             say("budget spent; run the same command again to go on")

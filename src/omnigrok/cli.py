@@ -19,8 +19,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from omnigrok import __version__, archive, export
-from omnigrok.checks import DEVICES, PROFILES, check_device, parse_seeds
+from omnigrok.checks import DEVICES, PROFILES, check_choice, check_device, parse_seeds
 from omnigrok.config import RunConfig
+from omnigrok.executors import EXECUTOR_HELP, resolve_executor
 from omnigrok.metrics import first_step_reaching, grokking_delay, spread
 from omnigrok.store import CorruptResult, ResultStore
 from omnigrok.sweep import run_sweep
@@ -78,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--device", choices=DEVICES, default="auto", help="auto: CUDA if present")
     train.add_argument("--results", default=None, help="store folder (default $OMNIGROK_RESULTS)")
+    train.add_argument("--executor", default=None, help=EXECUTOR_HELP)
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
     produce = sub.add_parser(
@@ -98,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     produce.add_argument("--archive", type=Path, default=archive.PAPER_ARCHIVE, help="folder")
     produce.add_argument("--status", action="store_true", help="only say what is stored/left")
+    produce.add_argument("--executor", default=None, help=EXECUTOR_HELP)
     produce.add_argument("--quiet", action="store_true", help="no progress bar")
 
     check = sub.add_parser(
@@ -182,7 +185,7 @@ def _archive(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.budget_s < 0 or not math.isfinite(args.budget_s):
         parser.error(f"--budget-s must be a non-negative number of seconds, got {args.budget_s}")
     try:
-        check_device(args.device)
+        _check_device_for(args.device, args.executor)
     except ValueError as err:
         parser.error(str(err))
     if args.status:
@@ -197,8 +200,17 @@ def _archive(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         args.archive,
         tasks=tasks,
         progress=not args.quiet,
+        executor=args.executor,
     )
     return 0 if done else 3
+
+
+def _check_device_for(device: str, executor: str | None) -> None:
+    """``device`` must exist here for the local executor; on Ray, on the cluster's workers."""
+    if resolve_executor(executor).kind == "local":
+        check_device(device)
+    else:
+        check_choice("device", device, DEVICES)
 
 
 def _verify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -256,11 +268,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _verify(args, parser)
     try:
         configs = configs_from_args(args)
-        check_device(args.device)
+        _check_device_for(args.device, args.executor)
     except ValueError as err:
         parser.error(str(err).replace("init_scale", "--init-scale"))
     store = ResultStore(args.results)
-    results = run_sweep(configs, store=store, device=args.device, progress=not args.quiet)
+    results = run_sweep(
+        configs, store=store, device=args.device, progress=not args.quiet, executor=args.executor
+    )
     print(f"results: {store.root}")
     for scale in dict.fromkeys(c.init_scale for c in configs):
         group = [r for r in results if r.config.init_scale == scale]

@@ -100,6 +100,13 @@ def atomic_write_bytes(data: bytes, path: Path) -> None:
         raise
 
 
+def remove_partial_writes(path: Path) -> None:
+    """Remove the temporary files that writers of ``path`` killed mid-write left beside it
+    (``atomic_write_bytes`` names them after it); call it only when no writer is alive."""
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
 def atomic_torch_save(obj: Any, path: Path) -> None:
     buffer = io.BytesIO()
     torch.save(obj, buffer)

@@ -3,7 +3,9 @@
 A notebook asks for runs (``grid`` makes the seeds x α x weight decay x constraint product);
 ``run_sweep`` groups them into stacks that share a shape, trains each stack's missing runs as
 one ensemble (checkpointing as it goes), files every result in the store and returns them in
-the order asked. A second call with the same configs trains nothing.
+the order asked. A second call with the same configs trains nothing. With the ``ray``
+executor (``omnigrok.executors``) the stacks train as Ray tasks at once and are filed here as
+each finishes.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from filelock import FileLock
 
 from omnigrok.checks import resolve_device
 from omnigrok.config import RunConfig
+from omnigrok.executors import Executor, resolve_executor, train_on_ray
 from omnigrok.store import ResultStore, RunResult
-from omnigrok.train import train_ensemble
+from omnigrok.train import BudgetExhausted, progress_bar, train_ensemble
 
 TRAIN_ENV = "OMNIGROK_TRAIN"  # "0": never train, read stored runs only (the book from the archive)
 
@@ -77,7 +80,11 @@ def stack_lock(checkpoint: Path) -> FileLock:
 
 
 def training_plan(
-    n_asked: int, missing: Sequence[RunConfig], groups: Sequence[Sequence[int]], max_stack: int
+    n_asked: int,
+    missing: Sequence[RunConfig],
+    groups: Sequence[Sequence[int]],
+    max_stack: int,
+    on_ray: bool = False,
 ) -> str:
     """One line saying what is about to train, so a notebook rerun that trains for minutes says
     so up front instead of sitting silent until the first bar appears.
@@ -86,10 +93,12 @@ def training_plan(
     stacks = sum(-(-len(group) // max_stack) for group in groups)  # ceil: chunks of max_stack
     run_steps = sum(c.steps for c in missing)
     stored = n_asked - len(missing)
+    bars = (
+        "one bar counts runs as Ray tasks end" if on_ray else "a bar per stack shows its time left"
+    )
     return (
         f"training {len(missing)} of {n_asked} runs ({stored} stored): "
-        f"{stacks} stack{'s' if stacks != 1 else ''}, {run_steps:,} run-steps; "
-        "a bar per stack shows its time left"
+        f"{stacks} stack{'s' if stacks != 1 else ''}, {run_steps:,} run-steps; {bars}"
     )
 
 
@@ -102,6 +111,7 @@ def run_sweep(
     keep_weights: bool = False,
     checkpoint_seconds: float = 60.0,
     deadline: float | None = None,
+    executor: str | Executor | None = None,
 ) -> list[RunResult]:
     """Results of ``configs`` in order: loaded from ``store`` where present, else trained.
 
@@ -110,9 +120,15 @@ def run_sweep(
     ``deadline`` (``time.monotonic()``) the stack in training checkpoints and
     ``BudgetExhausted`` is raised; what finished before is stored. With ``progress``, a line
     says what will train (``training_plan``) before the first stack starts.
+
+    ``executor``: ``local`` (here, stack after stack), ``ray`` or ``ray:<address>`` (every
+    stack a Ray task, see ``omnigrok.executors``), or an ``Executor``; None:
+    ``$OMNIGROK_EXECUTOR``, else ``local``. The results are the same either way.
     """
     store = store or ResultStore()
-    dev = resolve_device(device)
+    ex = resolve_executor(executor)
+    # On Ray, "auto" is resolved by each worker: the driver's machine may have no GPU.
+    dev = resolve_device(device) if ex.kind == "local" else device
     results: dict[RunConfig, RunResult] = {}
     for config in dict.fromkeys(configs):
         found = store.load(config, need_weights=keep_weights)
@@ -122,12 +138,28 @@ def run_sweep(
     if missing and not training_allowed():
         raise MissingRuns(missing)
     groups = group_by_shape(missing)
+    on_ray = ex.kind == "ray"
     if missing and progress:
-        print(training_plan(len(results) + len(missing), missing, groups, max_stack), flush=True)
+        plan = training_plan(len(results) + len(missing), missing, groups, max_stack, on_ray)
+        print(plan, flush=True)
+    if on_ray:
+        stacks = [
+            chunk for group in groups for chunk in _chunks([missing[i] for i in group], max_stack)
+        ]
+        _train_on_ray(
+            stacks,
+            store,
+            ex,
+            str(dev),
+            progress,
+            keep_weights,
+            results,
+            checkpoint_seconds,
+            deadline,
+        )
+        return [results[c] for c in configs]
     for group in groups:
-        stack_configs = [missing[i] for i in group]
-        for start in range(0, len(stack_configs), max_stack):
-            chunk = stack_configs[start : start + max_stack]
+        for chunk in _chunks([missing[i] for i in group], max_stack):
             checkpoint = store.checkpoint_path(chunk)
             with stack_lock(checkpoint):
                 for config in chunk:
@@ -150,3 +182,58 @@ def run_sweep(
                     store.save(result)
                     results[result.config] = result
     return [results[c] for c in configs]
+
+
+def _chunks(configs: Sequence[RunConfig], size: int) -> list[list[RunConfig]]:
+    return [list(configs[start : start + size]) for start in range(0, len(configs), size)]
+
+
+def _train_on_ray(
+    stacks: Sequence[Sequence[RunConfig]],
+    store: ResultStore,
+    executor: Executor,
+    device: str,
+    progress: bool,
+    keep_weights: bool,
+    results: dict[RunConfig, RunResult],
+    checkpoint_seconds: float,
+    deadline: float | None,
+) -> None:
+    """``run_sweep``'s stacks as Ray tasks, filed into ``results`` and ``store`` as each ends.
+
+    The driver holds every stack's lock until its sweep ends, as the local loop holds one per
+    stack: taken in sorted order, so two drivers asking for overlapping stacks never deadlock
+    (the second waits, then loads what the first stored)."""
+    held = []
+    paused: BudgetExhausted | None = None
+    try:
+        for path in sorted({store.checkpoint_path(list(s)) for s in stacks}):
+            held.append(stack_lock(path))
+            held[-1].acquire()
+        for config in (c for s in stacks for c in s):
+            found = store.load(config, need_weights=keep_weights)
+            if found is not None:  # another process trained it while we waited
+                results[config] = found
+        todo = [[c for c in s if c not in results] for s in stacks]
+        todo = [t for t in todo if t]
+        if not todo:  # all stored: no cluster to join
+            return
+        folder = executor.checkpoint_folder(store.root)
+        checkpoints = [folder / store.checkpoint_path(t).name for t in todo]
+        bar = progress_bar(sum(len(t) for t in todo), 0, progress, unit="run")
+        for _, out in train_on_ray(
+            todo, checkpoints, executor, device, checkpoint_seconds, keep_weights, deadline
+        ):
+            if isinstance(out, tuple):  # stopped at the deadline, checkpointed
+                paused = paused or BudgetExhausted(*out)
+                continue
+            for result in out:
+                store.save(result)
+                results[result.config] = result
+            bar.update(len(out))
+        bar.close()
+    finally:
+        for lock in held:
+            lock.release()
+    if paused is not None:
+        raise paused

@@ -351,7 +351,7 @@ def train_ensemble(
 
     if stack.step == 0:
         stack.log()
-    bar = _progress(cfg.steps, stack.step, progress)
+    bar = progress_bar(cfg.steps, stack.step, progress)
     last_save = time.perf_counter()
     while stack.step < last:
         stack.train_step(batches.indices(stack.step))
@@ -378,12 +378,13 @@ def train_ensemble(
     return stack.results(keep_weights, dev)
 
 
-def _progress(total: int, initial: int, enabled: bool) -> tqdm:
+def progress_bar(total: int, initial: int, enabled: bool, unit: str = "step") -> tqdm:
+    """A bar of ``total`` steps (or runs: a Ray sweep counts those), text outside Jupyter."""
     # In Jupyter without ipywidgets a notebook bar warns when made, and falls back to text.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TqdmWarning)
         make = tqdm_auto if enabled else tqdm
-        return make(total=total, initial=initial, disable=not enabled, unit="step", mininterval=1.0)
+        return make(total=total, initial=initial, disable=not enabled, unit=unit, mininterval=1.0)
 
 
 def _show(bar, records: dict) -> None:
