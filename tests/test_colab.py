@@ -123,7 +123,9 @@ def test_claim1_runs_as_on_colab(tmp_path: Path, shared_mnist: Path) -> None:
     env = _clean_env(tmp_path / "home")
     (tmp_path / "home").mkdir()
     venv = tmp_path / "venv"
-    _run([PYTHON, "-m", "venv", str(venv)], env)
+    # --upgrade-deps: a current pip, as Colab has (3.11.7's own pip 23.2 rejects a git+file://
+    # requirement with no host, which GitHub's https URL on Colab never meets).
+    _run([PYTHON, "-m", "venv", "--upgrade-deps", str(venv)], env)
     python = str(venv / "bin" / "python")
     _run([python, "-m", "pip", "install", "-q", TORCH, "ipykernel", "nbclient"], env)
     # Colab's state before the install cell: the project is not there.
