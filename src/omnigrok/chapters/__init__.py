@@ -4,9 +4,9 @@
 
 ``goldilocks`` (claim 1), ``large_init`` (claim 2), ``constraint`` (claim 3), ``axes``
 (claim 4), ``imdb`` (claims 1-3 on the IMDb LSTM), ``width`` (the discussion's width
-question), ``modadd_landscape`` (claim 1 on modular addition) and ``delay_gamma`` (the delay
-over two decades of γ) are chapters; ``dashboard`` and
-``discussion`` read their outcomes, and ``cost`` counts their runs.
+question), ``modadd_landscape`` (claim 1 on modular addition), ``delay_gamma`` (the delay
+over two decades of γ) and ``phases`` (the (α, N) phase diagram on MNIST) are chapters;
+``dashboard`` and ``discussion`` read their outcomes, and ``cost`` counts their runs.
 """
 
 from omnigrok.chapters import (
@@ -17,13 +17,24 @@ from omnigrok.chapters import (
     imdb,
     large_init,
     modadd_landscape,
+    phases,
     width,
 )
 from omnigrok.chapters.base import Chapter
 
 CHAPTERS: tuple[Chapter, ...] = tuple(
     m.CHAPTER
-    for m in (goldilocks, large_init, constraint, axes, imdb, width, modadd_landscape, delay_gamma)
+    for m in (
+        goldilocks,
+        large_init,
+        constraint,
+        axes,
+        imdb,
+        width,
+        modadd_landscape,
+        delay_gamma,
+        phases,
+    )
 )
 
 
@@ -46,5 +57,6 @@ __all__ = [
     "imdb",
     "large_init",
     "modadd_landscape",
+    "phases",
     "width",
 ]
