@@ -177,11 +177,12 @@ def verdict(o: Outcome) -> Verdict:
     s = o.setup
     grokking = o.cells(GROKKING)
     largest_n, rows = max(s.n_trains), sorted({a for a, _ in grokking})
+    comprehension = o.cells(COMPREHENSION)
     preconditions = {
         "some cell generalizes with no delay (the threshold is within reach)": (
-            bool(o.cells(COMPREHENSION)),
-            f"comprehension cells: {_cells(o.cells(COMPREHENSION))} (none: the budget or the "
-            f"threshold test acc {large_init.GENERALIZED} is out of reach everywhere)",
+            bool(comprehension),
+            f"comprehension cells: {_cells(comprehension)}"
+            + ("" if comprehension else f" (test acc {large_init.GENERALIZED} out of reach)"),
         ),
     }
     checks = {
@@ -230,7 +231,8 @@ def figure(o: Outcome):
 
     s = o.setup
     names = (*PHASES, SPLIT)
-    colours = (PALETTE[2], PALETTE[3], PALETTE[1], PALETTE[7], "#BBBBBB")
+    # Okabe-Ito green, vermilion, sky blue, black; grey for no majority.
+    colours = (PALETTE[2], PALETTE[3], PALETTE[5], PALETTE[7], "#BBBBBB")
     alphas = sorted(s.alphas, reverse=True)
     codes = np.array([[names.index(o.phase(a, n)) for n in s.n_trains] for a in alphas])
     labels = np.array(
