@@ -134,7 +134,7 @@ def test_figure_labels_its_axes_profile_and_seeds():
     assert "profile 'smoke', 2 seeds" in ax.get_title()
     assert [t.get_text() for t in ax.get_yticklabels()] == ["8", "1"]  # large α on top
     texts = [t.get_text() for t in ax.texts]
-    assert "split\n1 grok, 1 memo" in texts and "comprehension\n2/2" in texts
+    assert "split\n1 grok\n1 memo" in texts and "comprehension\n2/2" in texts
 
 
 def test_smoke_profile_runs_end_to_end():

@@ -189,11 +189,11 @@ def verdict(o: Outcome) -> Verdict:
         "grokking occurs": (bool(grokking), f"grokking cells: {_cells(grokking)}"),
         f"only at large init (α > {STANDARD_INIT:g})": (
             bool(grokking) and all(a > STANDARD_INIT for a, _ in grokking),
-            f"α of the grokking cells: {[a for a, _ in grokking]}",
+            f"α of the grokking cells: {sorted({a for a, _ in grokking})}",
         ),
         f"only with limited data (N < {largest_n})": (
             bool(grokking) and all(n < largest_n for _, n in grokking),
-            f"N of the grokking cells: {[n for _, n in grokking]}; at N = {largest_n}: "
+            f"N of the grokking cells: {sorted({n for _, n in grokking})}; at N = {largest_n}: "
             + ", ".join(f"α={a:g} {o.phase(a, largest_n)}" for a in s.alphas),
         ),
         "between memorization (less data) and comprehension (more), along N": (
@@ -270,11 +270,12 @@ def figure(o: Outcome):
 
 
 def _seed_label(phases: list[str]) -> str:
-    """How the seeds split, in short: '3/3', or '2 grok, 1 mem'."""
+    """How the seeds split, in short: '3/3', or '2 grok' and '1 memo' on lines of their own
+    (narrow enough for the paper grid's seven columns)."""
     counts = Counter(phases)
     if len(counts) == 1:
         return f"{len(phases)}/{len(phases)}"
-    return ", ".join(f"{counts[p]} {p[:4]}" for p in PHASES if counts[p])
+    return "\n".join(f"{counts[p]} {p[:4]}" for p in PHASES if counts[p])
 
 
 CHAPTER = Chapter(
