@@ -120,7 +120,7 @@ def test_no_grokking_fails_and_no_generalization_is_not_tested():
 def test_seeds_that_disagree_are_shown():
     grid = {**PAPERS_PICTURE, (8.0, 100): [GROKKING, MEMORIZATION]}
     o = outcome(grid)
-    assert o.phase(8.0, 100) == SPLIT and o.split() == [(8.0, 100)]
+    assert o.phase(8.0, 100) == SPLIT and o.disagreeing() == [(8.0, 100)]
     v = phases.verdict(o)
     assert "· seeds disagree at (α=8, N=100)" in v.evidence
     assert phases.numbers(o)["split"] == "(α=8, N=100)"

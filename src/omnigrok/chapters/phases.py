@@ -113,7 +113,7 @@ class Outcome:
             if self.phase(a, n) == phase
         ]
 
-    def split(self) -> list[tuple[float, int]]:
+    def disagreeing(self) -> list[tuple[float, int]]:
         """Cells whose seeds do not all agree (majority or not)."""
         return [
             (a, n)
@@ -142,7 +142,7 @@ def _seed_counts(phases: list[str]) -> str:
 
 def numbers(o: Outcome) -> dict[str, str]:
     out = {p: _cells(o.cells(p)) for p in (*PHASES, SPLIT)}
-    out["disagree"] = _cells(o.split())
+    out["disagree"] = _cells(o.disagreeing())
     out["alphas"] = ", ".join(f"{a:g}" for a in o.setup.alphas)
     out["n_trains"] = ", ".join(str(n) for n in o.setup.n_trains)
     return out
@@ -202,7 +202,7 @@ def verdict(o: Outcome) -> Verdict:
             or "no row with grokking",
         ),
     }
-    notes = [f"seeds disagree at {_cells(o.split())}"] if o.split() else []
+    notes = [f"seeds disagree at {_cells(o.disagreeing())}"] if o.disagreeing() else []
     return judge("The (α, N) phase diagram", CRITERION, checks, preconditions, notes)
 
 
