@@ -193,6 +193,22 @@ RIVALS = {
     profile: dict(logit_scale=1.0, filter_alpha=0.98, filter_lamb=2.0) for profile in PROFILES
 }
 
+# The (α, N) phase diagram (its own chapter): claim 2's run (steps, γ, test images, logging) at
+# each init scale α and training-set size N. ``paper``: α on a log grid over a decade each way
+# of the standard init (7 points, 0.1 to 10) and N from 100 to all 60,000 images, as the paper's
+# diagram spans. ``quick`` keeps claim 2's quick run (1e4 steps at γ = 0.2: the α = 8 norm
+# reaches the zone within the budget) on a 3 x 3 corner of that grid, α = 1, 3, 8 (8: claim 2's,
+# so the α = 8, N = 1000 cell is claim 2's stored runs) and N = 200, 1000, 5000: 27 runs of 1e4
+# steps, about claim 2's own sweep and a half. ``smoke``: N <= 1000 reads the embedded subset.
+PHASES = {
+    "smoke": dict(alphas=(1.0, 8.0), n_train=(100, 400)),
+    "quick": dict(alphas=(1.0, 3.0, 8.0), n_train=(200, 1000, 5000)),
+    "paper": dict(
+        alphas=(0.1, 0.2154, 0.4642, 1.0, 2.154, 4.642, 10.0),
+        n_train=(100, 300, 1000, 3000, 10_000, 30_000, 60_000),
+    ),
+}
+
 TABLES = {
     "landscape": LANDSCAPE,
     "large_init": LARGE_INIT,
@@ -203,4 +219,5 @@ TABLES = {
     "modadd_landscape": MODADD_LANDSCAPE,
     "delay_gamma": DELAY_GAMMA,
     "rivals": RIVALS,
+    "phases": PHASES,
 }

@@ -5,8 +5,9 @@
 ``goldilocks`` (claim 1), ``large_init`` (claim 2), ``constraint`` (claim 3), ``axes``
 (claim 4), ``imdb`` and ``qm9`` (claims 1-3 on the IMDb LSTM and the QM9 graph network),
 ``width`` (the discussion's width question), ``modadd_landscape`` (claim 1 on modular
-addition), ``delay_gamma`` (the delay over two decades of γ) and ``rivals`` (the norm
-constraint against Grokfast, StableMax, ⊥Grad and a held logit scale) are chapters;
+addition), ``delay_gamma`` (the delay over two decades of γ), ``rivals`` (the norm constraint
+against Grokfast, StableMax, ⊥Grad and a held logit scale) and ``phases`` (the (α, N) phase
+diagram on MNIST) are chapters;
 ``dashboard`` and ``discussion`` read their outcomes, and ``cost`` counts their runs.
 """
 
@@ -18,6 +19,7 @@ from omnigrok.chapters import (
     imdb,
     large_init,
     modadd_landscape,
+    phases,
     qm9,
     rivals,
     width,
@@ -37,6 +39,7 @@ CHAPTERS: tuple[Chapter, ...] = tuple(
         modadd_landscape,
         delay_gamma,
         rivals,
+        phases,
     )
 )
 
@@ -60,6 +63,7 @@ __all__ = [
     "imdb",
     "large_init",
     "modadd_landscape",
+    "phases",
     "qm9",
     "rivals",
     "width",
