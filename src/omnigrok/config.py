@@ -41,6 +41,8 @@ class TaskSpec:
     ``imdb``: the first ``n_train + n_test`` reviews, split stratified; ``vocab`` most frequent
     words, reviews cut or left-padded to ``seq_len`` tokens (0: the task's default; paper
     Sec. 3.2). ``data_seed`` fixes the teacher, the inputs and the split, and nothing else.
+    ``messiness`` (``mnist`` only; paper Sec. 4): each image x of class c is fed as
+    m·x + (1 - m)·t_c, t_c a constant image that names its class; 1: the raw images.
     """
 
     name: str
@@ -51,6 +53,7 @@ class TaskSpec:
     data_seed: int = 0
     seq_len: int = 0
     vocab: int = 0
+    messiness: float = 1.0
 
     def __post_init__(self) -> None:
         check_choice("task", self.name, tuple(task_registry.TASKS))
@@ -61,6 +64,10 @@ class TaskSpec:
         _set(self, "data_seed", check_int("data_seed", self.data_seed, minimum=0))
         _set(self, "seq_len", check_int("seq_len", self.seq_len, minimum=0, maximum=100_000))
         _set(self, "vocab", check_int("vocab", self.vocab, minimum=0, maximum=1_000_000))
+        messiness = check_float("messiness", self.messiness, nonnegative=True)
+        if messiness > 1:
+            fail("messiness", self.messiness, "a number in [0, 1]")
+        _set(self, "messiness", messiness)
 
 
 ModelSpec = MLPSpec | TransformerSpec  # the built-in families (models/ may hold more)
@@ -71,10 +78,12 @@ class RunConfig:
     """One training run, completely.
 
     Fields split in two groups. *Shape* fields (task, model, steps, batch size, loss, betas,
-    eps, dtype, logging density) must agree for runs that train together as one stacked
+    eps, dtype, logging density, probe) must agree for runs that train together as one stacked
     ensemble; *value* fields (seed, lr, weight decay, α, constraint, gradient clip) may differ
     run by run. ``clip``: each run's gradient rescaled to at most this global norm before its
-    optimizer step (the official IMDb code clips at 5); None: no clipping.
+    optimizer step (the official IMDb code clips at 5); None: no clipping. ``probe``: the name
+    of an extra curve the run's task computes from its weights at every logged step (the task's
+    ``probes``, e.g. modular addition's ``fourier_top5``); "": none.
 
     ``constraint``: ``none``; ``init`` holds the weight norm at its value right after scaling
     by α (α·w0, paper Sec. 2 "reduced landscape"); ``fixed`` holds it at ``target_norm``
@@ -98,6 +107,7 @@ class RunConfig:
     dtype: str = "float32"
     n_log: int = 250
     clip: float | None = None
+    probe: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.task, TaskSpec):
@@ -127,6 +137,8 @@ class RunConfig:
         _set(self, "n_log", check_int("n_log", self.n_log, minimum=2))
         if self.clip is not None:
             _set(self, "clip", check_float("clip", self.clip, positive=True))
+        if not isinstance(self.probe, str):
+            fail("probe", self.probe, 'a probe\'s name or ""')
         # What the task needs of its model, loss and batch (its module says).
         task_registry.get(self.task.name).check(self)
 
@@ -143,6 +155,7 @@ class RunConfig:
             self.eps,
             self.dtype,
             self.n_log,
+            self.probe,
         )
 
     def replace(self, **changes: Any) -> RunConfig:
@@ -173,7 +186,13 @@ class RunConfig:
 
 # Fields added after the first runs were stored and archived, with their defaults: a run at
 # the default computes what it did before, and its key must not move (see ``to_dict``).
-LATER_FIELDS: dict[str, Any] = {"task.seq_len": 0, "task.vocab": 0, "clip": None}
+LATER_FIELDS: dict[str, Any] = {
+    "task.seq_len": 0,
+    "task.vocab": 0,
+    "clip": None,
+    "task.messiness": 1.0,
+    "probe": "",
+}
 
 # What a run computes is fixed by its config and by this number, not by the package release:
 # bump it only when a change in the code changes the curves of some config (an init, the

@@ -4,8 +4,9 @@
 
 ``goldilocks`` (claim 1), ``large_init`` (claim 2), ``constraint`` (claim 3), ``axes``
 (claim 4), ``imdb`` (claims 1-3 on the IMDb LSTM), ``width`` (the discussion's width
-question), ``modadd_landscape`` (claim 1 on modular addition) and ``delay_gamma`` (the delay
-over two decades of γ) are chapters; ``dashboard`` and
+question), ``modadd_landscape`` (claim 1 on modular addition), ``delay_gamma`` (the delay
+over two decades of γ) and ``representation`` (is representation learning the key?) are
+chapters; ``dashboard`` and
 ``discussion`` read their outcomes, and ``cost`` counts their runs.
 """
 
@@ -17,13 +18,24 @@ from omnigrok.chapters import (
     imdb,
     large_init,
     modadd_landscape,
+    representation,
     width,
 )
 from omnigrok.chapters.base import Chapter
 
 CHAPTERS: tuple[Chapter, ...] = tuple(
     m.CHAPTER
-    for m in (goldilocks, large_init, constraint, axes, imdb, width, modadd_landscape, delay_gamma)
+    for m in (
+        goldilocks,
+        large_init,
+        constraint,
+        axes,
+        imdb,
+        width,
+        modadd_landscape,
+        delay_gamma,
+        representation,
+    )
 )
 
 
@@ -46,5 +58,6 @@ __all__ = [
     "imdb",
     "large_init",
     "modadd_landscape",
+    "representation",
     "width",
 ]
