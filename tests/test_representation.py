@@ -151,7 +151,7 @@ def _outcome(repr_at: dict, gen_at: dict, zones: dict) -> rep.Outcome:
         grid = np.tile(np.asarray(acc, float), (len(s.seeds), 1))
         ones = np.ones_like(grid)
         mnist[m] = Landscape("mnist", np.array(s.alphas), ones, ones, ones, grid)
-    return rep.Outcome(s, modadd, mnist)
+    return rep.Outcome(s, modadd, mnist, {})
 
 
 def by_regime(*per_regime: list[float]) -> dict:

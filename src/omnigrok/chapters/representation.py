@@ -116,6 +116,11 @@ class Outcome:
     setup: Setup
     modadd: dict  # regime -> list[RunResult], seed order
     mnist: dict  # messiness -> goldilocks.Landscape over ``setup.alphas``
+    mnist_runs: dict  # messiness -> list[RunResult], α-major as ``Setup.mnist_configs``
+
+    def results(self) -> list[RunResult]:
+        """Every run of the page (for its provenance)."""
+        return sum(self.modadd.values(), []) + sum(self.mnist_runs.values(), [])
 
     def steps(self, regime: str) -> tuple[np.ndarray, np.ndarray]:
         """Per seed: (representation step, generalization step)."""
@@ -137,11 +142,9 @@ class Outcome:
 def run(s: Setup, progress: bool = True) -> Outcome:
     found = fetch(s.configs(), s.device, progress)
     modadd = {r: [found[c] for c in s.regime_configs(r)] for r in REGIMES}
-    mnist = {
-        m: goldilocks.landscape(s, "mnist", [found[c] for c in s.mnist_configs(m)])
-        for m in s.messiness
-    }
-    return Outcome(s, modadd, mnist)
+    runs = {m: [found[c] for c in s.mnist_configs(m)] for m in s.messiness}
+    mnist = {m: goldilocks.landscape(s, "mnist", runs[m]) for m in s.messiness}
+    return Outcome(s, modadd, mnist, runs)
 
 
 def _key(regime: str) -> str:
@@ -167,6 +170,9 @@ def numbers(o: Outcome) -> dict[str, str]:
         out[f"m{i}_zone"] = _alphas(o, o.zone(m))
         out[f"m{i}_best_acc"] = str(spread(acc.max(1)))
         out[f"m{i}_acc_range"] = f"{np.ptp(acc.mean(0)):.3g}"
+    given, raw = o.setup.messiness[0], o.setup.messiness[-1]
+    out["given_m"], out["given_zone"] = f"{given:g}", _alphas(o, o.zone(given))
+    out["raw_m"], out["raw_zone"] = f"{raw:g}", _alphas(o, o.zone(raw))
     return out
 
 
