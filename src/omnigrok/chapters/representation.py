@@ -6,9 +6,9 @@ ways the question splits:
 * **does generalization follow the representation when the norm is held fixed?** On modular
   addition the embedding of the numbers is logged along training as its *Fourier
   concentration*: the share of its (non-constant) power in its 5 strongest frequencies
-  (``tasks.modadd.fourier_concentration``; Nanda et al.'s key frequencies). Claim 3's regimes
-  side by side: weight decay 1 (grokking), the norm held at 0.8·w0 with weight decay 0 (the
-  paper's constrained run), and weight decay 0 with the norm free (no pull towards the zone).
+  (``tasks.modadd.fourier_concentration``; Nanda et al.'s key frequencies). Three regimes side
+  by side: claim 3's grokking run (weight decay 1), the paper's constrained run (the norm held
+  at 0.8·w0, weight decay 0), and weight decay 0 with the norm free (no pull towards the zone).
   Per seed: the step where the concentration has made half its rise, and the step where test
   accuracy on novel pairs reaches 0.95 (claim 3's threshold).
 * **does generalization follow the norm when the representation is given?** The paper's MNIST
@@ -40,8 +40,8 @@ REGIMES = ("weight decay 1", "held at 0.8·w0", "weight decay 0, free")
 HELD_ALPHA = modadd_landscape.PAPER_ALPHA  # the paper's constrained run: 0.8 of the init norm
 GENERALIZED = 0.95  # novel-pair test accuracy: claim 3's threshold on modular addition
 # A representation "forms" when the concentration rises by at least MIN_RISE (a share of the
-# power: a random P = 59 embedding holds ~0.25 in its top 5, a clean one ~1); its step is the
-# first logged step past HALF of its rise, held PERSIST logged points.
+# power: Nanda's init at P = 59 holds ~0.2 in its top 5, an embedding on 5 frequencies 1); its
+# step is the first logged step past HALF of its rise, held PERSIST logged points.
 MIN_RISE = 0.1
 HALF = 0.5
 ZONE = large_init.GENERALIZED  # MNIST: final test accuracy that counts as generalizing
