@@ -265,6 +265,8 @@ def _fake_results(configs: list[RunConfig]) -> list[RunResult]:
             "test_loss": 1 - rise + 1e-3,
             "norm": 10.0 * c.init_scale * (2 - rise),
         }
+        if c.probe:  # a task's probe curve (representation: the Fourier concentration)
+            metrics[c.probe] = rise
         out.append(RunResult(c, steps, metrics))
     return out
 

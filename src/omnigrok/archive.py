@@ -43,8 +43,8 @@ from omnigrok.train import BudgetExhausted, train_ensemble
 
 # The archive's parts in the order the producer fills them: the P = 113 runs of claims 4 and
 # 3 first (they need a GPU most), then the paper's other task, then the skeptics' questions
-# (the width study, the largest, claim 1 on modular addition, the delay over γ, the (α, N)
-# phase diagram).
+# (the width study, the largest, claim 1 on modular addition, the delay over γ, the rivals, the
+# (α, N) phase diagram, the representation).
 PARTS = (
     "claim4",
     "claim3",
@@ -57,6 +57,7 @@ PARTS = (
     "delay_gamma",
     "rivals",
     "phases",
+    "representation",
 )
 # Which parts each book page reads (claims 2 and 3 read claim 1's MNIST landscape).
 CHAPTER_PARTS = {

@@ -43,6 +43,8 @@ class TaskSpec:
     ``imdb``: the first ``n_train + n_test`` reviews, split stratified; ``vocab`` most frequent
     words, reviews cut or left-padded to ``seq_len`` tokens (0: the task's default; paper
     Sec. 3.2). ``data_seed`` fixes the teacher, the inputs and the split, and nothing else.
+    ``messiness`` (``mnist`` only; paper Sec. 4): each image x of class c is fed as
+    m·x + (1 - m)·t_c, t_c a constant image that names its class; 1: the raw images.
     """
 
     name: str
@@ -53,6 +55,7 @@ class TaskSpec:
     data_seed: int = 0
     seq_len: int = 0
     vocab: int = 0
+    messiness: float = 1.0
 
     def __post_init__(self) -> None:
         check_choice("task", self.name, tuple(task_registry.TASKS))
@@ -63,6 +66,10 @@ class TaskSpec:
         _set(self, "data_seed", check_int("data_seed", self.data_seed, minimum=0))
         _set(self, "seq_len", check_int("seq_len", self.seq_len, minimum=0, maximum=100_000))
         _set(self, "vocab", check_int("vocab", self.vocab, minimum=0, maximum=1_000_000))
+        messiness = check_float("messiness", self.messiness, nonnegative=True)
+        if messiness > 1:
+            fail("messiness", self.messiness, "a number in [0, 1]")
+        _set(self, "messiness", messiness)
 
 
 ModelSpec = MLPSpec | TransformerSpec  # the built-in families (models/ may hold more)
@@ -73,10 +80,12 @@ class RunConfig:
     """One training run, completely.
 
     Fields split in two groups. *Shape* fields (task, model, steps, batch size, loss, betas,
-    eps, dtype, logging density) must agree for runs that train together as one stacked
+    eps, dtype, logging density, probe) must agree for runs that train together as one stacked
     ensemble; *value* fields (seed, lr, weight decay, α, constraint, gradient clip) may differ
     run by run. ``clip``: each run's gradient rescaled to at most this global norm before its
-    optimizer step (the official IMDb code clips at 5); None: no clipping.
+    optimizer step (the official IMDb code clips at 5); None: no clipping. ``probe``: the name
+    of an extra curve the run's task computes from its weights at every logged step (the task's
+    ``probes``, e.g. modular addition's ``fourier_top5``); "": none.
 
     ``constraint``: ``none``; ``init`` holds the weight norm at its value right after scaling
     by α (α·w0, paper Sec. 2 "reduced landscape"); ``fixed`` holds it at ``target_norm``
@@ -115,6 +124,7 @@ class RunConfig:
     filter_alpha: float = 0.98
     filter_lamb: float = 2.0
     logit_scale: float | None = None
+    probe: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.task, TaskSpec):
@@ -145,6 +155,8 @@ class RunConfig:
         if self.clip is not None:
             _set(self, "clip", check_float("clip", self.clip, positive=True))
         self._check_rivals()
+        if not isinstance(self.probe, str):
+            fail("probe", self.probe, 'a probe\'s name or ""')
         # What the task needs of its model, loss and batch (its module says).
         task_registry.get(self.task.name).check(self)
 
@@ -184,6 +196,7 @@ class RunConfig:
             self.eps,
             self.dtype,
             self.n_log,
+            self.probe,
         )
 
     def replace(self, **changes: Any) -> RunConfig:
@@ -224,6 +237,8 @@ LATER_FIELDS: dict[str, Any] = {
     "filter_alpha": 0.98,
     "filter_lamb": 2.0,
     "logit_scale": None,
+    "task.messiness": 1.0,
+    "probe": "",
 }
 
 # What a run computes is fixed by its config and by this number, not by the package release:

@@ -3,7 +3,7 @@
 Each row names a setting, what the paper's text says, what its official code does (they differ
 in places: a page shows both), and reads the value this page used from its runs' configs, so
 a page can never claim a setting it did not run. Sources: Liu, Michaud & Tegmark (ICLR 2023),
-Sec. 2-3, and the authors' code (github.com/KindXiaoming/Omnigrok).
+Sec. 2-4, and the authors' code (github.com/KindXiaoming/Omnigrok).
 """
 
 from __future__ import annotations
@@ -204,6 +204,25 @@ QM9: list[Row] = [
     ("seeds", "1", "1", _seeds),
 ]
 
+# Paper Sec. 4's MNIST representation landscape: the official ``mnist-repr`` notebook (the text
+# gives no settings). This page keeps claim 1's landscape instead, so that its raw images' row
+# (m = 1) is claim 1's own runs.
+MNIST_REPRESENTATION: list[Row] = [
+    (
+        "input",
+        "messiness m: m·x + (1 − m)·(class template)",
+        "same; template levels linspace(−0.5, 0.5, 10)",
+        lambda cs: "m = " + _values(cs, lambda c: c.task.messiness),
+    ),
+    ("training images", "—", "60,000", _task("n_train")),
+    ("test images", "—", "2000 (random batches)", _task("n_test")),
+    ("steps", "—", "1e4", _field("steps")),
+    ("batch size", "—", "100", _batch),
+    ("weight decay", "0 (norm held)", "0 (norm held)", _field("weight_decay")),
+    ("accuracy reported", "—", "best during training", lambda cs: "final"),
+    ("seeds", "1", "1", _seeds),
+]
+
 # Which rows each chapter's tables use, by task.
 CHAPTERS: dict[str, dict[str, list[Row]]] = {
     "claim1": {"mnist": MNIST_LANDSCAPE, "teacher_student": TEACHER_LANDSCAPE},
@@ -212,6 +231,7 @@ CHAPTERS: dict[str, dict[str, list[Row]]] = {
     "claim4": {"modadd": MODADD},
     "imdb": {"imdb": IMDB},
     "qm9": {"qm9": QM9},
+    "representation": {"modadd": MODADD, "mnist": MNIST_REPRESENTATION},
 }
 
 

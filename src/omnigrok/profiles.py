@@ -212,6 +212,18 @@ PHASES = {
     ),
 }
 
+# Is representation learning the key? (paper Sec. 4; its own chapter.) Modular addition runs
+# the profile's MODADD setting above with the Fourier probe. MNIST takes claim 1's landscape
+# (its steps, batch, test images, logging) at every ``alpha_stride``-th α of claim 1's grid, so
+# that its raw-image runs (m = 1) are claim 1's own, for input messiness m in ``messiness``
+# (the official ``mnist-repr`` notebook sweeps m from 0 to 1). Not every m below 1 is
+# interesting: even m = 0.5 leaves a class signal of 0.05 per pixel on all 784 pixels.
+REPRESENTATION = {
+    "smoke": dict(messiness=(0.0, 1.0), alpha_stride=5),
+    "quick": dict(messiness=(0.0, 0.5, 1.0), alpha_stride=2),
+    "paper": dict(messiness=(0.0, 0.25, 0.5, 0.75, 0.9, 1.0), alpha_stride=2),
+}
+
 TABLES = {
     "landscape": LANDSCAPE,
     "large_init": LARGE_INIT,
@@ -223,4 +235,5 @@ TABLES = {
     "delay_gamma": DELAY_GAMMA,
     "rivals": RIVALS,
     "phases": PHASES,
+    "representation": REPRESENTATION,
 }

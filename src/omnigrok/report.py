@@ -30,6 +30,7 @@ FIELD_LABELS = {
     "task.n_test": "test examples (0: all)",
     "task.p": "P (modular addition)",
     "task.train_frac": "train fraction",
+    "task.messiness": "input messiness m (paper Sec. 4; 1: raw images)",
     "model": "model",
     "steps": "steps",
     "batch_size": "batch size (None: full batch)",

@@ -8,7 +8,7 @@ so a task whose inputs are padded text or graphs overrides those two and nothing
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -69,7 +69,9 @@ class Task:
 
     ``fields``: the ``TaskSpec`` fields that mean something for this task (the setup tables
     show those). ``losses``: the losses it allows. ``inputs``/``outputs``: the MLP widths it
-    needs at each end, where it trains MLPs.
+    needs at each end, where it trains MLPs. ``probes``: extra curves a run may ask for by name
+    (``RunConfig.probe``), each computed from the stacked weights at every logged step as
+    ``probe(spec, params) -> [K]`` (e.g. modular addition's Fourier concentration).
     """
 
     name: ClassVar[str]
@@ -77,6 +79,7 @@ class Task:
     fields: ClassVar[tuple[str, ...]] = ("n_train", "n_test", "data_seed")
     losses: ClassVar[tuple[str, ...]] = ("mse", "ce")
     models: ClassVar[tuple[str, ...]] = ("mlp",)
+    probes: ClassVar[dict[str, Callable[..., torch.Tensor]]] = {}
 
     def n_classes(self, spec: TaskSpec) -> int | None:
         """Classes of a classification task; None for regression."""
@@ -94,6 +97,10 @@ class Task:
         """Raise a one-line error if ``config``'s model, loss or batch does not fit the task."""
         check_choice("model", config.model.kind, self.models)
         check_choice("loss", config.loss, self.losses)
+        if config.probe:
+            check_choice("probe", config.probe, tuple(self.probes))
+        if config.task.messiness != 1 and "messiness" not in self.fields:
+            fail("messiness", config.task.messiness, f"1 (raw inputs) for task {self.name!r}")
         ends = self.io_widths(config.task)
         if ends is not None and (config.model.widths[0], config.model.widths[-1]) != ends:
             fail("widths", config.model.widths, f"starting at {ends[0]} and ending at {ends[1]}")

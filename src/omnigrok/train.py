@@ -12,7 +12,8 @@ weight norm after every step (the "constrained" runs). Per step:
    that its squared gradients would overflow) is marked diverged at that step and frozen, the
    others go on (a constrained run whose weights stop being finite, likewise);
 4. constrained runs are projected back to their target norm;
-5. on the logging schedule: train/test loss and accuracy, global and per-tensor norms.
+5. on the logging schedule: train/test loss and accuracy, global and per-tensor norms, and
+   the task's probe where the runs name one (``RunConfig.probe``).
 
 A run's curves do not depend on which other runs share its stack (tested to 1e-8 in float64).
 The state of a stack (weights, optimizer, which runs are alive, the curves so far, timing) is
@@ -41,6 +42,7 @@ from omnigrok.provenance import provenance
 from omnigrok.rivals import Levers, stablemax_cross_entropy
 from omnigrok.store import RunResult, atomic_torch_save, log_schedule
 from omnigrok.task import TORCH_DTYPES, TaskData, make_task
+from omnigrok.task import get as get_task
 
 with warnings.catch_warnings():
     # In Jupyter without ipywidgets, tqdm.auto warns on import and falls back to text: fine.
@@ -158,8 +160,9 @@ def check_sweep(configs: Sequence[RunConfig]) -> None:
     for c in configs[1:]:
         if c.shape() != shape:
             raise ValueError(
-                "configs must share task, model, steps, batch_size, loss, betas, eps, dtype and "
-                "n_log to train as one ensemble; split them with omnigrok.sweep.group_by_shape"
+                "configs must share task, model, steps, batch_size, loss, betas, eps, dtype, "
+                "n_log and probe to train as one ensemble; split them with "
+                "omnigrok.sweep.group_by_shape"
             )
 
 
@@ -243,6 +246,10 @@ class _Stack:
             "norm": global_norm(self.params),
             **{f"norm/{n}": v for n, v in layer_norms(self.params).items()},
         }
+        if self.cfg.probe:
+            probe = get_task(self.cfg.task.name).probes[self.cfg.probe]
+            with torch.no_grad():
+                row[self.cfg.probe] = probe(self.cfg.task, self.params)
         self.records.setdefault("step", []).append(self.step)
         for name, value in row.items():
             value = torch.where(self.alive, value, torch.full_like(value, math.nan))

@@ -6,8 +6,8 @@
 (claim 4), ``imdb`` and ``qm9`` (claims 1-3 on the IMDb LSTM and the QM9 graph network),
 ``width`` (the discussion's width question), ``modadd_landscape`` (claim 1 on modular
 addition), ``delay_gamma`` (the delay over two decades of γ), ``rivals`` (the norm constraint
-against Grokfast, StableMax, ⊥Grad and a held logit scale) and ``phases`` (the (α, N) phase
-diagram on MNIST) are chapters;
+against Grokfast, StableMax, ⊥Grad and a held logit scale), ``phases`` (the (α, N) phase
+diagram on MNIST) and ``representation`` (is representation learning the key?) are chapters;
 ``dashboard`` and ``discussion`` read their outcomes, and ``cost`` counts their runs.
 """
 
@@ -21,6 +21,7 @@ from omnigrok.chapters import (
     modadd_landscape,
     phases,
     qm9,
+    representation,
     rivals,
     width,
 )
@@ -40,6 +41,7 @@ CHAPTERS: tuple[Chapter, ...] = tuple(
         delay_gamma,
         rivals,
         phases,
+        representation,
     )
 )
 
@@ -65,6 +67,7 @@ __all__ = [
     "modadd_landscape",
     "phases",
     "qm9",
+    "representation",
     "rivals",
     "width",
 ]

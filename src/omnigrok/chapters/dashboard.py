@@ -11,7 +11,16 @@ from typing import Any
 
 import numpy as np
 
-from omnigrok.chapters import axes, constraint, goldilocks, imdb, large_init, qm9, rivals
+from omnigrok.chapters import (
+    axes,
+    constraint,
+    goldilocks,
+    imdb,
+    large_init,
+    qm9,
+    representation,
+    rivals,
+)
 from omnigrok.chapters.base import Chapter
 from omnigrok.plots import PALETTE, band, log_scale_if_positive, plot_seeds, subplots, themed
 from omnigrok.sweep import MissingRuns
@@ -24,6 +33,8 @@ CLAIMS: tuple[Chapter, ...] = tuple(m.CHAPTER for m in (goldilocks, large_init, 
 TASKS: tuple[Chapter, ...] = (imdb.CHAPTER, qm9.CHAPTER)
 # The rivals published since the paper, on the same runs: a row, where its runs can be had.
 RIVALS: tuple[Chapter, ...] = (rivals.CHAPTER,)
+# The paper's Sec. 4 question, measured (representation): a row, likewise where its runs can be had.
+QUESTIONS: tuple[Chapter, ...] = (representation.CHAPTER,)
 
 
 @dataclass(frozen=True)
@@ -43,7 +54,7 @@ def outcomes(
     """Every claim's chapter set up with its defaults for the profile and run (from the
     store: what the chapters show, nothing stored trained again)."""
     found = {c.name: c.run(c.setup(profile, seeds, device), progress=progress) for c in CLAIMS}
-    for c in TASKS + RIVALS:
+    for c in TASKS + RIVALS + QUESTIONS:
         try:
             found[c.name] = c.run(c.setup(profile, seeds, device), progress=progress)
         except MissingRuns:
@@ -52,10 +63,10 @@ def outcomes(
 
 
 def rows(o: Outcomes) -> list[tuple[str, str, str, Verdict | None]]:
-    """(chapter, claim, headline numbers, verdict) per claim and per task's claims; None for
-    a task whose runs are not stored (read-only builds)."""
+    """(chapter, claim, headline numbers, verdict) per claim, per task's claims and per
+    question; None for one whose runs are not stored (read-only builds)."""
     out = []
-    for c in CLAIMS + TASKS + RIVALS:
+    for c in CLAIMS + TASKS + RIVALS + QUESTIONS:
         if o[c.name] is None:
             out.append((c.name, c.claim, MISSING, None))
         else:

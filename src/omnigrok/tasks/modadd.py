@@ -1,15 +1,20 @@
 """Modular addition (paper Sec. 3.3, Nanda et al.'s setup): every pair (a, b) as tokens
 ``a b =`` (``=`` is token ``p``), label (a + b) mod p; a ``train_frac`` share of the pairs,
 chosen by ``data_seed``, is the training set. Test pairs whose mirror (b, a) is not in training
-form the ``novel`` group (``test_acc_novel``)."""
+form the ``novel`` group (``test_acc_novel``).
+
+Its probe ``fourier_top5`` (``RunConfig.probe``) logs how concentrated the embedding of the
+number tokens is on a few Fourier frequencies (Nanda et al.'s key frequencies; paper Sec. 4
+asks whether grokking is representation learning)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+import torch
 
-from omnigrok.checks import fail
+from omnigrok.checks import check_int, fail
 from omnigrok.config import RunConfig, TaskSpec
 from omnigrok.models.transformer import TransformerSpec
 from omnigrok.task import Task, register, rng
@@ -26,10 +31,44 @@ def novel_pairs(x_train: np.ndarray, x_test: np.ndarray, p: int) -> np.ndarray:
     return ~seen[x_test[:, 1], x_test[:, 0]]
 
 
+TOP_FREQUENCIES = 5  # Nanda et al. find about five key frequencies at P = 113
+
+
+def frequency_power(embedding: torch.Tensor) -> torch.Tensor:
+    """Power of the number tokens' embedding per frequency k = 1 .. P // 2: ``embedding``
+    ``[..., d_model, P]`` (a column per number, as ``W_E[:, :, :P]``), DFT over the numbers,
+    |F_k|² summed over d_model, k paired with P - k (their power is equal: the embedding is
+    real). The constant term k = 0 (the mean embedding, the same for every number) carries
+    nothing about a + b and is left out. Returns ``[..., P // 2]``."""
+    p = embedding.shape[-1]
+    power = torch.fft.rfft(embedding, dim=-1).abs().pow(2).sum(dim=-2)[..., 1:]
+    pairs = torch.full((power.shape[-1],), 2.0, dtype=power.dtype, device=power.device)
+    if p % 2 == 0:
+        pairs[-1] = 1.0  # k = P / 2 is its own partner
+    return power * pairs
+
+
+def fourier_concentration(embedding: torch.Tensor, top: int = TOP_FREQUENCIES) -> torch.Tensor:
+    """Share of the embedding's non-constant power in its ``top`` strongest frequencies
+    (``frequency_power``): 1 when the numbers are embedded on ``top`` frequencies or fewer;
+    about ``top`` / (P // 2) for a random embedding. ``[...]``."""
+    power = frequency_power(embedding)
+    top = check_int("top", top, minimum=1, maximum=power.shape[-1])
+    strongest = power.topk(top, dim=-1).values.sum(dim=-1)
+    return strongest / power.sum(dim=-1).clamp_min(torch.finfo(power.dtype).tiny)
+
+
+def fourier_top5(spec: TaskSpec, params: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The probe: each run's ``fourier_concentration`` of ``W_E`` over the P number tokens
+    (the '=' token is not a number), ``[K]``."""
+    return fourier_concentration(params["W_E"][..., : spec.p], TOP_FREQUENCIES)
+
+
 class ModularAddition(Task):
     name = "modadd"
     fields = ("p", "train_frac", "data_seed")
     models = ("transformer",)
+    probes = {"fourier_top5": fourier_top5}
 
     def label(self, spec: TaskSpec) -> str:
         return "modular addition"
