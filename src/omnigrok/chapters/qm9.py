@@ -25,9 +25,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from omnigrok import profiles
-from omnigrok.chapters import constraint, goldilocks, large_init, task_claims
+from omnigrok.chapters import goldilocks, large_init, task_claims
 from omnigrok.chapters.base import Chapter
-from omnigrok.chapters.task_claims import REGIMES, ratio
+from omnigrok.chapters.task_claims import (
+    DELAY_REMOVED,
+    EDGE_FACTOR,
+    LATE,
+    REGIMES,
+    SPEEDUP_MIN,
+)
 from omnigrok.checks import check_float
 from omnigrok.config import TaskSpec
 from omnigrok.metrics import PERSIST, Edge, first_step_reaching, spread, upper_edge
@@ -39,10 +45,6 @@ from omnigrok.verdict import Verdict, judge
 FITTED = 1.0  # train MSE (Bohr⁶) that counts as fitted: an RMS error of 1 Bohr³
 TARGET_FACTOR = 1.25  # the target: the baseline's final test loss times this
 NOT_GENERALIZED = 2.0  # "fitted, not generalized": test loss then at least this x the target
-LATE = large_init.LATE
-EDGE_FACTOR = large_init.EDGE_FACTOR
-SPEEDUP_MIN = constraint.SPEEDUP_MIN
-DELAY_REMOVED = constraint.DELAY_REMOVED
 
 
 @dataclass(frozen=True)
@@ -146,61 +148,24 @@ def numbers(o: Outcome) -> dict[str, str]:
         "target": f"{o.target:.3g}",
         "w0": str(spread([r["norm"][0] for r in o.results["baseline"]])),
     }
-    for regime in REGIMES:
-        key = regime.replace(" ", "_")
-        runs = o.results[regime]
-        out[f"{key}_final_test"] = str(spread([r["test_loss"][-1] for r in runs]))
-        out[f"{key}_fitted"] = str(spread(o.fitted(regime)))
-        out[f"{key}_generalized"] = str(spread(o.generalized(regime)))
-        out[f"{key}_delay"] = str(spread(ratio(o.generalized(regime), o.fitted(regime))))
-    gen = o.generalized("large init")
-    out["norm_at_generalization"] = str(spread(o.at("large init", "norm", gen)))
-    out["speedup"] = str(spread(ratio(gen, o.generalized("held at w_c"))))
+    out.update(task_claims.regime_numbers(o, o.fitted, "fitted", "test_loss"))
     return out
 
 
 def verdict(o: Outcome) -> Verdict:
     s, label = o.setup, goldilocks.label_of("qm9")
-    checks = {
-        f"claim 1, {k.split(': ', 1)[1]}": v
-        for k, v in goldilocks.shape_checks(o.landscape).items()
-    }
-    fit, gen = o.fitted("large init"), o.generalized("large init")
+    checks = task_claims.claim_1_checks(o.landscape)
+    fit = o.fitted("large init")
     test_at_fit = o.at("large init", "test_loss", fit)
-    norm_at_gen = o.at("large init", "norm", gen)
-    edge = o.edge()
-    with np.errstate(invalid="ignore"):
-        at_edge = norm_at_gen / edge.value
     checks["claim 2, fits first"] = (
         bool(np.all(np.isfinite(fit)) and np.all(test_at_fit >= NOT_GENERALIZED * o.target)),
         f"α={s.init_scale:g}: train loss <= {FITTED:g} at steps {fit.tolist()}, test loss then "
         f"{np.round(test_at_fit, 2).tolist()} (at least {NOT_GENERALIZED:g}x the target "
         f"{o.target:.3g} required)",
     )
-    checks["claim 2, generalizes late"] = (
-        bool(np.all(np.isfinite(gen)) and np.all(gen >= LATE * np.maximum(fit, 1))),
-        f"test loss <= the target {o.target:.3g} at steps {gen.tolist()} (>= {LATE:g}x the "
-        "fitting step required)",
-    )
-    checks["claim 2, when its norm reaches the zone's edge"] = (
-        bool(edge.measured and np.all((at_edge >= 1 / EDGE_FACTOR) & (at_edge <= EDGE_FACTOR))),
-        f"norm then {np.round(norm_at_gen, 1).tolist()} = {np.round(at_edge, 2).tolist()}x the "
-        f"zone's edge {edge} at the target (between 1/{EDGE_FACTOR:g} and {EDGE_FACTOR:g}x "
-        "required; a bound is not enough)",
-    )
-    held = o.generalized("held at w_c")
-    speed = ratio(gen, held)
-    held_delay = ratio(held, o.fitted("held at w_c"))
-    checks[f"claim 3, held at w_c is >= {SPEEDUP_MIN:g}x faster, every seed"] = (
-        bool(np.all(np.isfinite(held)) and np.all(speed >= SPEEDUP_MIN)),
-        f"held at w_c = {s.w_c:.3g} reaches the target at steps {held.tolist()}; speedup per "
-        f"seed {np.round(speed, 1).tolist()}",
-    )
-    checks["claim 3, held at w_c has no delay of its own"] = (
-        bool(np.all(held_delay <= DELAY_REMOVED)),
-        f"test step / train step {np.round(held_delay, 2).tolist()} (<= {DELAY_REMOVED:g} "
-        "required)",
-    )
+    reached = f"test loss <= the target {o.target:.3g}"
+    checks.update(task_claims.late_checks(o, o.fitted, reached, "fitting"))
+    checks.update(task_claims.constraint_checks(o, o.fitted))
     base_fit = o.fitted("baseline")
     preconditions = {
         "the baseline fits its training molecules": (

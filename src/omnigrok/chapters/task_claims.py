@@ -15,17 +15,24 @@ judges the regimes by its task's measure (accuracy for IMDb, loss for QM9).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from omnigrok.chapters import base, goldilocks
+from omnigrok.chapters import base, constraint, goldilocks, large_init
 from omnigrok.chapters.base import fetch
 from omnigrok.checks import check_float
 from omnigrok.config import RunConfig
+from omnigrok.metrics import spread
 from omnigrok.store import RunResult
 
 REGIMES = ("large init", "baseline", "held at w_c")
+# The verdicts' thresholds are claim 2's and claim 3's (one rule for every task).
+LATE = large_init.LATE
+EDGE_FACTOR = large_init.EDGE_FACTOR
+SPEEDUP_MIN = constraint.SPEEDUP_MIN
+DELAY_REMOVED = constraint.DELAY_REMOVED
 
 
 @dataclass(frozen=True)
@@ -118,3 +125,72 @@ def ratio(later: np.ndarray, earlier: np.ndarray) -> np.ndarray:
     step never came."""
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(np.isfinite(earlier), later / np.maximum(earlier, 1), np.nan)
+
+
+def regime_numbers(o, fit: Callable[[str], np.ndarray], fit_key: str, metric: str) -> dict:
+    """Each regime's final ``metric``, the step it fit (``<regime>_<fit_key>``: ``fit``), the
+    step it generalized and their ratio; the large init's norm when it generalized, and how
+    much sooner the run held at w_c did. ``o``: an outcome with ``results``, ``generalized``
+    and ``at`` (both chapters' ``Outcome``)."""
+    out = {}
+    for regime in REGIMES:
+        key = regime.replace(" ", "_")
+        runs = o.results[regime]
+        out[f"{key}_final_test"] = str(spread([r[metric][-1] for r in runs]))
+        out[f"{key}_{fit_key}"] = str(spread(fit(regime)))
+        out[f"{key}_generalized"] = str(spread(o.generalized(regime)))
+        out[f"{key}_delay"] = str(spread(ratio(o.generalized(regime), fit(regime))))
+    gen = o.generalized("large init")
+    out["norm_at_generalization"] = str(spread(o.at("large init", "norm", gen)))
+    out["speedup"] = str(spread(ratio(gen, o.generalized("held at w_c"))))
+    return out
+
+
+def claim_1_checks(land: goldilocks.Landscape) -> dict[str, tuple[bool, str]]:
+    """Claim 1's L and U checks on a task's landscape, named as this chapter's."""
+    return {f"claim 1, {k.split(': ', 1)[1]}": v for k, v in goldilocks.shape_checks(land).items()}
+
+
+def late_checks(
+    o, fit: Callable[[str], np.ndarray], reached: str, fit_word: str
+) -> dict[str, tuple[bool, str]]:
+    """Claim 2 after the fit: every large-init seed generalizes at least ``LATE`` x its fitting
+    step, with its norm then within ``EDGE_FACTOR`` of the zone's edge (``o.edge()``).
+    ``reached``: what generalizing means, for the evidence ("test acc >= the target 0.61")."""
+    first, gen = fit("large init"), o.generalized("large init")
+    norm_at_gen = o.at("large init", "norm", gen)
+    edge = o.edge()
+    with np.errstate(invalid="ignore"):
+        at_edge = norm_at_gen / edge.value
+    return {
+        "claim 2, generalizes late": (
+            bool(np.all(np.isfinite(gen)) and np.all(gen >= LATE * np.maximum(first, 1))),
+            f"{reached} at steps {gen.tolist()} (>= {LATE:g}x the {fit_word} step required)",
+        ),
+        "claim 2, when its norm reaches the zone's edge": (
+            bool(edge.measured and np.all((at_edge >= 1 / EDGE_FACTOR) & (at_edge <= EDGE_FACTOR))),
+            f"norm then {np.round(norm_at_gen, 1).tolist()} = {np.round(at_edge, 2).tolist()}x "
+            f"the zone's edge {edge} at the target (between 1/{EDGE_FACTOR:g} and "
+            f"{EDGE_FACTOR:g}x required; a bound is not enough)",
+        ),
+    }
+
+
+def constraint_checks(o, fit: Callable[[str], np.ndarray]) -> dict[str, tuple[bool, str]]:
+    """Claim 3: held at w_c, every seed generalizes at least ``SPEEDUP_MIN`` x sooner than the
+    large init, within ``DELAY_REMOVED`` x its own fitting step."""
+    held = o.generalized("held at w_c")
+    speed = ratio(o.generalized("large init"), held)
+    held_delay = ratio(held, fit("held at w_c"))
+    return {
+        f"claim 3, held at w_c is >= {SPEEDUP_MIN:g}x faster, every seed": (
+            bool(np.all(np.isfinite(held)) and np.all(speed >= SPEEDUP_MIN)),
+            f"held at w_c = {o.setup.w_c:.3g} reaches the target at steps {held.tolist()}; "
+            f"speedup per seed {np.round(speed, 1).tolist()}",
+        ),
+        "claim 3, held at w_c has no delay of its own": (
+            bool(np.all(held_delay <= DELAY_REMOVED)),
+            f"test step / train step {np.round(held_delay, 2).tolist()} (<= {DELAY_REMOVED:g} "
+            "required)",
+        ),
+    }
