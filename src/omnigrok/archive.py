@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from omnigrok.chapters import CHAPTERS, constraint, task_claims
+from omnigrok.chapters import CHAPTERS
 from omnigrok.chapters import chapter as chapter_named
 from omnigrok.checks import resolve_device
 from omnigrok.config import RunConfig, run_key
@@ -99,18 +99,12 @@ def part(name: str, profile: str, archive: Path) -> Part:
         raise ValueError(f"part must be one of {', '.join(PARTS)}, got {name!r}")
     ch = chapter_named(name)
     s, waiting = ch.setup(profile, device="cpu"), ""
-    if name == "claim3":
+    if ch.prepare is not None:
         try:
             with _environ(**{TRAIN_ENV: "0", ARCHIVE_ENV: str(archive)}):
-                s = constraint.with_w_c(s, progress=False)
+                s = ch.prepare(s, progress=False)
         except MissingRuns:
-            waiting = "its MNIST runs held at w_c wait for claim 1's MNIST landscape (w_c)"
-    elif isinstance(s, task_claims.Setup):
-        try:
-            with _environ(**{TRAIN_ENV: "0", ARCHIVE_ENV: str(archive)}):
-                s = task_claims.with_w_c(s, progress=False)
-        except MissingRuns:
-            waiting = "its runs held at w_c wait for its landscape (w_c)"
+            waiting = ch.waits
     others = {
         c
         for p in ch.parts

@@ -96,3 +96,7 @@ class Chapter:
     parts: tuple[str, ...] = ()
     claim: str = ""  # the claim in one line (the dashboard's row)
     headline: Callable[[Any], str] | None = None  # the measured numbers behind it, in one line
+    # What completes a setup whose runs depend on other runs (w_c read off a landscape), and
+    # what waits while those are missing; the archive's producer asks for it part by part.
+    prepare: Callable[..., Setup] | None = None
+    waits: str = ""

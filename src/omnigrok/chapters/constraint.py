@@ -329,4 +329,6 @@ CHAPTER = Chapter(
     parts=("claim1", "claim3"),
     claim="Holding the norm at w_c removes the delay",
     headline=headline,
+    prepare=with_w_c,
+    waits="its MNIST runs held at w_c wait for claim 1's MNIST landscape (w_c)",
 )

@@ -258,19 +258,28 @@ def label_of(task: str) -> str:
     return tasks.get(task).label(tasks.preset(task).task)
 
 
+def draw_losses(
+    ax, land: Landscape, w_c: float, w_c_label: str, ylabel: str = "final loss"
+) -> None:
+    """A landscape on ``ax``: final train and test loss against the held norm (mean line and
+    min-max band over seeds, log-log) and w_c dashed, labelled ``w_c_label``. Every page that
+    shows a reduced landscape draws it with this."""
+    x = land.norm.mean(0)
+    band(ax, x, land.train_loss, PALETTE[0], "train loss")
+    band(ax, x, land.test_loss, PALETTE[1], "test loss", marker="s")
+    ax.axvline(w_c, color=PALETTE[3], ls="--", lw=1, label=w_c_label)
+    ax.set(xlabel="weight norm w (held fixed; log axis)", ylabel=f"{ylabel} (log)")
+    log_scale_if_positive(ax, "x")
+    log_scale_if_positive(ax, "y")
+
+
 @themed
 def figure(lands: dict[str, Landscape], profile: str):
     """Train and test loss against the held norm (log-log), one panel per task, a row each."""
     fig, axes = subplots(len(lands), 1, row_height=3.1, squeeze=False)
     for ax, (task, land) in zip(axes[:, 0], lands.items(), strict=True):
-        x = land.norm.mean(0)
-        band(ax, x, land.train_loss, PALETTE[0], "train loss")
-        band(ax, x, land.test_loss, PALETTE[1], "test loss", marker="s")
-        g = land.goldilocks()
-        ax.axvline(g.w_c, color=PALETTE[3], ls="--", lw=1, label=f"w_c = {g.w_c:.3g}")
-        ax.set(xlabel="weight norm w (held fixed; log axis)", ylabel="final loss (log)")
-        log_scale_if_positive(ax, "x")
-        log_scale_if_positive(ax, "y")
+        w_c = land.goldilocks().w_c
+        draw_losses(ax, land, w_c, f"w_c = {w_c:.3g}")
         title(ax, f"{label_of(task)}: reduced landscape", profile, land.norm.shape[0])
         ax.legend()
     return fig

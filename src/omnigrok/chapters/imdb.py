@@ -34,7 +34,6 @@ from omnigrok.chapters.task_claims import (
     DELAY_REMOVED,
     EDGE_FACTOR,
     LATE,
-    REGIMES,
     SPEEDUP_MIN,
 )
 from omnigrok.checks import check_float
@@ -42,11 +41,7 @@ from omnigrok.config import TaskSpec
 from omnigrok.metrics import PERSIST, Edge, first_step_reaching, spread
 from omnigrok.models.lstm import LSTMSpec
 from omnigrok.plots import (
-    PALETTE,
     accuracy_axis,
-    band,
-    log_scale_if_positive,
-    plot_seeds,
     subplots,
     themed,
 )
@@ -220,13 +215,8 @@ def figure_landscape(o: Outcome):
     fig, ax = subplots(1, 1, row_height=4.0)
     land = o.landscape
     x = land.norm.mean(0)
-    band(ax, x, land.train_loss, PALETTE[0], "train loss")
-    band(ax, x, land.test_loss, PALETTE[1], "test loss", marker="s")
     w_c = best_norm(land)
-    ax.axvline(w_c, color=PALETTE[3], ls="--", lw=1, label=f"w_c = {w_c:.3g} (best test acc)")
-    ax.set(xlabel="weight norm w (held fixed; log axis)", ylabel="final loss (log)")
-    log_scale_if_positive(ax, "x")
-    log_scale_if_positive(ax, "y")
+    goldilocks.draw_losses(ax, land, w_c, f"w_c = {w_c:.3g} (best test acc)")
     accuracy_axis(
         fig,
         ax,
@@ -241,31 +231,10 @@ def figure_landscape(o: Outcome):
     return fig
 
 
-@themed
 def figure_curves(o: Outcome, axis: str = "log"):
     """Test accuracy (top) and norm (bottom) of the three regimes, one line per seed; train
     accuracy of the large init dotted; the target and w_c dashed."""
-    fig, (top, bottom) = subplots(2, 1, row_height=3.1, sharex=True)
-    for i, regime in enumerate(REGIMES):
-        plot_seeds(top, o.results[regime], "test_acc", axis, PALETTE[i], regime)
-        plot_seeds(bottom, o.results[regime], "norm", axis, PALETTE[i], None)
-    plot_seeds(
-        top, o.results["large init"], "train_acc", axis, PALETTE[0], "large init, train", ls=":"
-    )
-    top.axhline(o.target, color="grey", lw=0.8, ls="--", label=f"target {o.target:.2f}")
-    top.set_ylabel("accuracy")
-    fig.legend(*top.get_legend_handles_labels(), loc="outside lower center", ncols=3)
-    w_c = o.setup.w_c
-    bottom.axhline(w_c, color=PALETTE[3], ls="--", lw=1, label=f"w_c = {w_c:.3g}")
-    log_scale_if_positive(bottom)
-    bottom.set_ylabel("weight norm w (log)")
-    bottom.legend()
-    s = o.setup
-    top.set_title(
-        f"IMDb LSTM, large init α={s.init_scale:g} (γ={s.weight_decay:g}), baseline α=1 (γ=0)\n"
-        f"profile '{s.profile}', {len(s.seeds)} seeds (a line each), {axis} step axis"
-    )
-    return fig
+    return task_claims.figure_curves(o, axis, "IMDb LSTM", "acc", "accuracy", f"{o.target:.2f}")
 
 
 CHAPTER = Chapter(
@@ -278,4 +247,6 @@ CHAPTER = Chapter(
     parts=("imdb",),
     claim="IMDb LSTM: the landscape, large-init grokking and the constraint (claims 1-3)",
     headline=headline,
+    prepare=with_w_c,
+    waits=task_claims.WAITS,
 )

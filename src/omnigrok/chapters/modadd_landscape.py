@@ -23,7 +23,7 @@ from omnigrok.chapters import base, goldilocks
 from omnigrok.chapters.base import Chapter, fetch, final, modadd_base
 from omnigrok.config import RunConfig
 from omnigrok.metrics import spread
-from omnigrok.plots import PALETTE, accuracy_axis, band, log_scale_if_positive, subplots, themed
+from omnigrok.plots import PALETTE, accuracy_axis, subplots, themed
 from omnigrok.store import RunResult
 from omnigrok.verdict import Verdict, judge
 
@@ -128,15 +128,10 @@ def figure(land: goldilocks.Landscape, profile: str):
     novel-pair test accuracy on a second axis; 0.8·w0 and w_c marked."""
     fig, ax = subplots(1, 1, row_height=4.0)
     x = land.norm.mean(0)
-    band(ax, x, land.train_loss, PALETTE[0], "train loss")
-    band(ax, x, land.test_loss, PALETTE[1], "test loss", marker="s")
     w_c = land.goldilocks().w_c
     paper = x[_paper_index(land)]
-    ax.axvline(w_c, color=PALETTE[3], ls="--", lw=1, label=f"w_c = {w_c:.3g} (test-loss minimum)")
+    goldilocks.draw_losses(ax, land, w_c, f"w_c = {w_c:.3g} (test-loss minimum)")
     ax.axvline(paper, color=PALETTE[4], ls="-.", lw=1, label=f"0.8·w0 = {paper:.3g} (the paper's)")
-    ax.set(xlabel="weight norm w (held fixed; log axis)", ylabel="final loss (log)")
-    log_scale_if_positive(ax, "x")
-    log_scale_if_positive(ax, "y")
     accuracy_axis(
         fig,
         ax,

@@ -31,14 +31,13 @@ from omnigrok.chapters.task_claims import (
     DELAY_REMOVED,
     EDGE_FACTOR,
     LATE,
-    REGIMES,
     SPEEDUP_MIN,
 )
 from omnigrok.checks import check_float
 from omnigrok.config import TaskSpec
 from omnigrok.metrics import PERSIST, Edge, first_step_reaching, spread, upper_edge
 from omnigrok.models.graphnet import GraphNetSpec
-from omnigrok.plots import PALETTE, band, log_scale_if_positive, plot_seeds, subplots, themed
+from omnigrok.plots import subplots, themed
 from omnigrok.tasks.qm9 import qm9_run
 from omnigrok.verdict import Verdict, judge
 
@@ -202,14 +201,8 @@ def figure_landscape(o: Outcome):
     """Train and test loss against the held norm, mean and min-max band over seeds."""
     fig, ax = subplots(1, 1, row_height=4.0)
     land = o.landscape
-    x = land.norm.mean(0)
-    band(ax, x, land.train_loss, PALETTE[0], "train loss")
-    band(ax, x, land.test_loss, PALETTE[1], "test loss", marker="s")
     w_c = best_norm(land)
-    ax.axvline(w_c, color=PALETTE[3], ls="--", lw=1, label=f"w_c = {w_c:.3g}")
-    ax.set(xlabel="weight norm w (held fixed; log axis)", ylabel="final MSE, Bohr⁶ (log)")
-    log_scale_if_positive(ax, "x")
-    log_scale_if_positive(ax, "y")
+    goldilocks.draw_losses(ax, land, w_c, f"w_c = {w_c:.3g}", "final MSE, Bohr⁶")
     ax.legend()
     ax.set_title(
         f"QM9 graph network: reduced landscape\nprofile '{o.setup.profile}', "
@@ -218,32 +211,10 @@ def figure_landscape(o: Outcome):
     return fig
 
 
-@themed
 def figure_curves(o: Outcome, axis: str = "log"):
     """Test loss (top) and norm (bottom) of the three regimes, one line per seed; train loss
     of the large init dotted; the target and w_c dashed."""
-    fig, (top, bottom) = subplots(2, 1, row_height=3.1, sharex=True)
-    for i, regime in enumerate(REGIMES):
-        plot_seeds(top, o.results[regime], "test_loss", axis, PALETTE[i], regime)
-        plot_seeds(bottom, o.results[regime], "norm", axis, PALETTE[i], None)
-    plot_seeds(
-        top, o.results["large init"], "train_loss", axis, PALETTE[0], "large init, train", ls=":"
-    )
-    top.axhline(o.target, color="grey", lw=0.8, ls="--", label=f"target {o.target:.3g}")
-    log_scale_if_positive(top)
-    top.set_ylabel("MSE, Bohr⁶ (log)")
-    fig.legend(*top.get_legend_handles_labels(), loc="outside lower center", ncols=3)
-    w_c = o.setup.w_c
-    bottom.axhline(w_c, color=PALETTE[3], ls="--", lw=1, label=f"w_c = {w_c:.3g}")
-    log_scale_if_positive(bottom)
-    bottom.set_ylabel("weight norm w (log)")
-    bottom.legend()
-    s = o.setup
-    top.set_title(
-        f"QM9, large init α={s.init_scale:g} (γ={s.weight_decay:g}), baseline α=1 (γ=0)\n"
-        f"profile '{s.profile}', {len(s.seeds)} seeds (a line each), {axis} step axis"
-    )
-    return fig
+    return task_claims.figure_curves(o, axis, "QM9", "loss", "MSE, Bohr⁶ (log)", f"{o.target:.3g}")
 
 
 CHAPTER = Chapter(
@@ -256,4 +227,6 @@ CHAPTER = Chapter(
     parts=("qm9",),
     claim="QM9 graph network: the landscape, large-init grokking and the constraint (claims 1-3)",
     headline=headline,
+    prepare=with_w_c,
+    waits=task_claims.WAITS,
 )

@@ -25,9 +25,11 @@ from omnigrok.chapters.base import fetch
 from omnigrok.checks import check_float
 from omnigrok.config import RunConfig
 from omnigrok.metrics import spread
+from omnigrok.plots import PALETTE, log_scale_if_positive, plot_seeds, subplots, themed
 from omnigrok.store import RunResult
 
 REGIMES = ("large init", "baseline", "held at w_c")
+WAITS = "its runs held at w_c wait for its landscape (w_c)"  # what the archive says meanwhile
 # The verdicts' thresholds are claim 2's and claim 3's (one rule for every task).
 LATE = large_init.LATE
 EDGE_FACTOR = large_init.EDGE_FACTOR
@@ -194,3 +196,39 @@ def constraint_checks(o, fit: Callable[[str], np.ndarray]) -> dict[str, tuple[bo
             "required)",
         ),
     }
+
+
+@themed
+def figure_curves(o, axis: str, model: str, measure: str, ylabel: str, target: str):
+    """The three regimes over training: ``test_<measure>`` (top; ``measure``: ``acc`` or
+    ``loss``, a loss on a log axis) and the weight norm (bottom), one line per seed; the large
+    init's ``train_<measure>`` dotted; the target (labelled ``target``) and w_c dashed."""
+    fig, (top, bottom) = subplots(2, 1, row_height=3.1, sharex=True)
+    for i, regime in enumerate(REGIMES):
+        plot_seeds(top, o.results[regime], f"test_{measure}", axis, PALETTE[i], regime)
+        plot_seeds(bottom, o.results[regime], "norm", axis, PALETTE[i], None)
+    plot_seeds(
+        top,
+        o.results["large init"],
+        f"train_{measure}",
+        axis,
+        PALETTE[0],
+        "large init, train",
+        ls=":",
+    )
+    top.axhline(o.target, color="grey", lw=0.8, ls="--", label=f"target {target}")
+    if measure == "loss":
+        log_scale_if_positive(top)
+    top.set_ylabel(ylabel)
+    fig.legend(*top.get_legend_handles_labels(), loc="outside lower center", ncols=3)
+    w_c = o.setup.w_c
+    bottom.axhline(w_c, color=PALETTE[3], ls="--", lw=1, label=f"w_c = {w_c:.3g}")
+    log_scale_if_positive(bottom)
+    bottom.set_ylabel("weight norm w (log)")
+    bottom.legend()
+    s = o.setup
+    top.set_title(
+        f"{model}, large init α={s.init_scale:g} (γ={s.weight_decay:g}), baseline α=1 (γ=0)\n"
+        f"profile '{s.profile}', {len(s.seeds)} seeds (a line each), {axis} step axis"
+    )
+    return fig
