@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from omnigrok import profiles
-from omnigrok.chapters import goldilocks, large_init, task_claims
+from omnigrok.chapters import goldilocks, task_claims
 from omnigrok.chapters.base import Chapter
 from omnigrok.chapters.task_claims import (
     DELAY_REMOVED,
@@ -38,7 +38,7 @@ from omnigrok.chapters.task_claims import (
 )
 from omnigrok.checks import check_float
 from omnigrok.config import TaskSpec
-from omnigrok.metrics import PERSIST, Edge, first_step_reaching, spread
+from omnigrok.metrics import PERSIST, Edge, spread
 from omnigrok.models.lstm import LSTMSpec
 from omnigrok.plots import (
     accuracy_axis,
@@ -92,11 +92,8 @@ class Setup(task_claims.Setup):
 setup = Setup
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(task_claims.Outcome):
     setup: Setup
-    landscape: goldilocks.Landscape
-    results: dict  # regime -> list[RunResult], seed order
 
     @property
     def target(self) -> float:
@@ -104,26 +101,11 @@ class Outcome:
         final = [r["test_acc"][-1] for r in self.results["baseline"]]
         return round(float(np.nanmean(final)) - TARGET_SLACK, 3)
 
-    def steps_to(self, regime: str, metric: str, threshold: float) -> np.ndarray:
-        return np.array(
-            [
-                first_step_reaching(r.steps, r[metric], threshold, PERSIST)
-                for r in self.results[regime]
-            ]
-        )
-
     def memorized(self, regime: str) -> np.ndarray:
         return self.steps_to(regime, "train_acc", MEMORIZED)
 
     def generalized(self, regime: str) -> np.ndarray:
         return self.steps_to(regime, "test_acc", self.target)
-
-    def at(self, regime: str, metric: str, steps: np.ndarray) -> np.ndarray:
-        """Each seed's ``metric`` at its own step of ``steps`` (NaN where that step is inf)."""
-        runs = self.results[regime]
-        return np.array(
-            [large_init.value_at(r, metric, t) for r, t in zip(runs, steps, strict=True)]
-        )
 
     def edge(self) -> Edge:
         """The landscape's largest held norm whose test accuracy still reaches the target."""

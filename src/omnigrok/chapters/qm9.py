@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from omnigrok import profiles
-from omnigrok.chapters import goldilocks, large_init, task_claims
+from omnigrok.chapters import goldilocks, task_claims
 from omnigrok.chapters.base import Chapter
 from omnigrok.chapters.task_claims import (
     DELAY_REMOVED,
@@ -35,7 +35,7 @@ from omnigrok.chapters.task_claims import (
 )
 from omnigrok.checks import check_float
 from omnigrok.config import TaskSpec
-from omnigrok.metrics import PERSIST, Edge, first_step_reaching, spread, upper_edge
+from omnigrok.metrics import PERSIST, Edge, spread, upper_edge
 from omnigrok.models.graphnet import GraphNetSpec
 from omnigrok.plots import subplots, themed
 from omnigrok.tasks.qm9 import qm9_run
@@ -84,11 +84,8 @@ def best_norm(land: goldilocks.Landscape) -> float:
     return land.goldilocks().w_c
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(task_claims.Outcome):
     setup: Setup
-    landscape: goldilocks.Landscape
-    results: dict  # regime -> list[RunResult], seed order
 
     @property
     def target(self) -> float:
@@ -96,27 +93,11 @@ class Outcome:
         final = [r["test_loss"][-1] for r in self.results["baseline"]]
         return float(np.nanmean(final)) * TARGET_FACTOR
 
-    def steps_below(self, regime: str, metric: str, threshold: float) -> np.ndarray:
-        """Each seed's first step from which ``metric`` stays at most ``threshold``."""
-        return np.array(
-            [
-                first_step_reaching(r.steps, -np.asarray(r[metric]), -threshold, PERSIST)
-                for r in self.results[regime]
-            ]
-        )
-
     def fitted(self, regime: str) -> np.ndarray:
-        return self.steps_below(regime, "train_loss", FITTED)
+        return self.steps_to(regime, "train_loss", FITTED, lower=True)
 
     def generalized(self, regime: str) -> np.ndarray:
-        return self.steps_below(regime, "test_loss", self.target)
-
-    def at(self, regime: str, metric: str, steps: np.ndarray) -> np.ndarray:
-        """Each seed's ``metric`` at its own step of ``steps`` (NaN where that step is inf)."""
-        runs = self.results[regime]
-        return np.array(
-            [large_init.value_at(r, metric, t) for r, t in zip(runs, steps, strict=True)]
-        )
+        return self.steps_to(regime, "test_loss", self.target, lower=True)
 
     def edge(self) -> Edge:
         """The landscape's largest held norm whose seed-mean test loss still reaches the

@@ -24,7 +24,7 @@ from omnigrok.chapters import base, constraint, goldilocks, large_init
 from omnigrok.chapters.base import fetch
 from omnigrok.checks import check_float
 from omnigrok.config import RunConfig
-from omnigrok.metrics import spread
+from omnigrok.metrics import PERSIST, first_step_reaching, spread
 from omnigrok.plots import PALETTE, log_scale_if_positive, plot_seeds, subplots, themed
 from omnigrok.store import RunResult
 
@@ -101,6 +101,39 @@ class Setup(base.Setup):
     def planned(self) -> list[RunConfig]:
         known = self if self.w_c is not None else dataclasses.replace(self, w_c=1.0)
         return known.configs()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A task chapter's runs: its setup, the landscape and each regime's runs (seed order).
+    Chapter modules add what their measure means: ``target``, the fitting step, ``generalized``
+    and the zone's ``edge``."""
+
+    setup: Setup
+    landscape: goldilocks.Landscape
+    results: dict  # regime -> list[RunResult], seed order
+
+    def steps_to(
+        self, regime: str, metric: str, threshold: float, lower: bool = False
+    ) -> np.ndarray:
+        """Each seed's first step from which ``metric`` stays at least ``threshold`` (``lower``:
+        at most, for a loss) for ``PERSIST`` logged points; inf where it never does."""
+        sign = -1.0 if lower else 1.0
+        return np.array(
+            [
+                first_step_reaching(
+                    r.steps, sign * np.asarray(r[metric]), sign * threshold, PERSIST
+                )
+                for r in self.results[regime]
+            ]
+        )
+
+    def at(self, regime: str, metric: str, steps: np.ndarray) -> np.ndarray:
+        """Each seed's ``metric`` at its own step of ``steps`` (NaN where that step is inf)."""
+        runs = self.results[regime]
+        return np.array(
+            [large_init.value_at(r, metric, t) for r, t in zip(runs, steps, strict=True)]
+        )
 
 
 def with_w_c(s: Setup, progress: bool = True):
