@@ -53,6 +53,8 @@ CHANCE = 0.5
 TARGET_SLACK = 0.02  # the target: the baseline's final test accuracy less this
 MEMORIZED_TEST_MAX = CHANCE + 0.05  # "memorized, not generalized": test accuracy near chance
 
+REGIMES = task_claims.REGIMES  # the notebook lists the runs regime by regime
+
 
 @dataclass(frozen=True)
 class Setup(task_claims.Setup):
