@@ -128,6 +128,21 @@ def test_a_task_part_holds_its_runs_at_w_c_once_its_landscape_is_stored(tmp_path
     assert len(held) == 2 and ResultStore(tmp_path, archives=()).where(held[0]) is not None
 
 
+def test_a_part_does_not_list_the_runs_of_a_part_it_reads(tmp_path):
+    """The rivals read claim 3's runs: once claim 1's MNIST landscape is stored, claim 3 lists
+    its MNIST runs held at w_c, and the rivals' part must not list them a second time."""
+    assert "wait for claim 1's MNIST landscape" in archive.part("rivals", "smoke", tmp_path).waiting
+    archive.produce(
+        "smoke", 600, "cpu", ["claim1"], tmp_path, tasks=["mnist"], progress=False, say=print
+    )
+    claim3 = set(archive.part("claim3", "smoke", tmp_path).configs)
+    rivals = set(archive.part("rivals", "smoke", tmp_path).configs)
+    held = {c for c in claim3 if c.task.name == "mnist" and c.constraint == "fixed"}
+    assert len(held) == 2 and not held & rivals
+    assert not archive.part("rivals", "smoke", tmp_path).waiting
+    assert any(c.task.name == "mnist" and c.grad_filter == "ema" for c in rivals)
+
+
 def test_verify_passes_on_produced_runs(produced):
     checks = archive.verify(produced, steps=60)
     assert len(checks) == 1 and checks[0].ok, checks[0].line()  # one task: one recomputed run

@@ -1,6 +1,7 @@
 """The rivals' levers (``omnigrok.rivals``) against their published definitions, one run at a
 time in plain PyTorch, and a stack mixing them against its runs trained alone."""
 
+import dataclasses
 import math
 import re
 import types
@@ -13,12 +14,13 @@ import torch.nn.functional as F
 from omnigrok import train
 from omnigrok.chapters import constraint, rivals
 from omnigrok.config import RunConfig, run_key
-from omnigrok.models import NandaTransformer, TransformerSpec, init_params
+from omnigrok.models import NandaTransformer, PlainMLP, TransformerSpec, init_params
+from omnigrok.norms import scale_
 from omnigrok.rivals import GradFilter, log_stablemax, perp_grad_, stablemax_cross_entropy
 from omnigrok.store import CURVES, RunResult
 from omnigrok.task import make_task
-from omnigrok.tasks import modadd_run
-from omnigrok.train import BudgetExhausted, train_ensemble
+from omnigrok.tasks import mnist_run, modadd_run
+from omnigrok.train import BudgetExhausted, _Batches, train_ensemble
 from omnigrok.verdict import NOT_REPRODUCED, NOT_TESTED, PARTLY, REPRODUCED, STATUSES
 
 P = 7
@@ -189,6 +191,63 @@ def test_trainer_equals_a_plain_loop_with_the_lever(lever):
     assert not np.allclose(plain.weights["W_U"], result.weights["W_U"])
 
 
+MNIST_LEVERS = {
+    "grokfast": dict(grad_filter="ema", filter_alpha=0.8, filter_lamb=0.1, weight_decay=2.0),
+    "perp_grad": dict(perp_grad=True),
+    "output_scale": dict(logit_scale=0.3162, weight_decay=0.01),
+}
+
+
+@pytest.mark.parametrize("lever", MNIST_LEVERS)
+def test_mnist_trainer_equals_a_plain_loop_with_the_lever(lever):
+    """K = 1 MNIST (MSE, minibatches) through the trainer vs nn.Sequential, AdamW and the lever
+    by hand: the levers MNIST's rivals use, under the loss they use there."""
+    cfg = mnist_run(n_train=1000, steps=20, n_log=6, dtype="float64", init_scale=8.0, seed=2)
+    cfg = cfg.replace(task=cfg.task.__class__("mnist", n_train=1000, n_test=200))
+    cfg = cfg.replace(**MNIST_LEVERS[lever])
+    result = train_ensemble([cfg], device="cpu", progress=False, keep_weights=True)[0]
+    data = make_task(cfg.task, "cpu", "float64")
+    params = init_params(cfg.model, [cfg.seed], dtype=torch.float64)
+    scale_(params, torch.tensor([cfg.init_scale], dtype=torch.float64))
+    model = PlainMLP(cfg.model).double().load_run(params, 0)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    batches = _Batches([cfg.seed], data.n_train, cfg.batch_size, "cpu")
+    ema = None
+    for step in range(cfg.steps):
+        idx = batches.indices(step)[0]
+        out = model(data.x_train[idx])
+        if cfg.logit_scale is not None:
+            out = hold_by_hand(out, cfg.logit_scale)
+        loss = F.mse_loss(out, F.one_hot(data.y_train[idx], 10).double())
+        opt.zero_grad()
+        loss.backward()
+        if cfg.perp_grad:
+            perp_by_hand(model)
+        if cfg.grad_filter == "ema":
+            ema = gradfilter_ema(model, ema, cfg.filter_alpha, cfg.filter_lamb)
+        opt.step()
+    linears = [m for m in model if isinstance(m, torch.nn.Linear)]
+    for i, lin in enumerate(linears):
+        np.testing.assert_allclose(
+            result.weights[f"layer{i}.weight"], lin.weight.detach().numpy(), rtol=1e-8, atol=1e-11
+        )
+    plain = train_ensemble(
+        [
+            cfg.replace(
+                perp_grad=False,
+                grad_filter="none",
+                filter_alpha=0.98,
+                filter_lamb=2.0,
+                logit_scale=None,
+            )
+        ],
+        device="cpu",
+        progress=False,
+        keep_weights=True,
+    )[0]
+    assert not np.allclose(plain.weights["layer2.weight"], result.weights["layer2.weight"])
+
+
 def test_a_runs_curves_do_not_depend_on_its_stack_mates():
     configs = [
         tiny(seed=0, weight_decay=1.0),
@@ -262,61 +321,106 @@ def test_a_bad_lever_fails_naming_it(change, message):
 # -- the chapter --------------------------------------------------------------------------------
 
 
-def synthetic(setup, method, t_train, t_test, norm_then):
-    """Curves for every seed of ``method``: train acc steps to 1 at ``t_train``, test acc at
-    ``t_test`` (None: never), the norm ramping from 1 to ``norm_then`` by ``t_test``."""
+def synthetic(setup, task, method, t_train, t_test, norm_then):
+    """Curves for every seed of ``method`` on ``task``: train acc steps to 1 at ``t_train``, test
+    acc at ``t_test`` (None: never), the norm ramping from 1 to ``norm_then`` by ``t_test``."""
     steps = np.arange(0, 1001, 10)
     train_acc = (steps >= t_train).astype(float)
     test_acc = (steps >= t_test).astype(float) if t_test is not None else np.zeros(len(steps))
     end = t_test if t_test is not None else 1000
     norm = 1 + (norm_then - 1) * np.clip(steps / end, 0, 1)
     metrics = dict(train_acc=train_acc, test_acc=test_acc, norm=norm)
-    return [RunResult(c, steps, metrics) for c in setup.method_configs(method)]
+    return [RunResult(c, steps, metrics) for c in setup.method_configs(task, method)]
 
 
 def test_the_verdict_asks_every_lever_that_removes_the_delay_to_need_the_norm():
-    s = rivals.Setup("smoke", seeds=[0, 1], device="cpu")
-    results = {m: synthetic(s, m, 100, None, 1.0) for m in rivals.METHODS}
-    results[rivals.BASELINE] = synthetic(s, rivals.BASELINE, 100, 800, 0.7)
-    results[rivals.HELD] = synthetic(s, rivals.HELD, 100, 150, 0.8)
-    results["Grokfast-EMA + weight decay"] = synthetic(s, rivals.BASELINE, 100, 180, 0.9)
+    s = rivals.Setup("smoke", seeds=[0, 1], device="cpu", mnist_w_c=5.0)
+    results = {}
+    for task in rivals.TASKS:
+        for m in rivals.METHODS[task]:
+            results[task, m] = synthetic(s, task, m, 100, None, 1.0)
+        results[task, rivals.BASELINE] = synthetic(s, task, rivals.BASELINE, 100, 800, 0.7)
+        results[task, rivals.HELD] = synthetic(s, task, rivals.HELD, 100, 150, 0.8)
+        results[task, rivals.GROKFAST] = synthetic(s, task, rivals.GROKFAST, 100, 180, 0.9)
     o = rivals.Outcome(s, results)
-    assert o.removes_delay(rivals.HELD) and o.needs_norm(rivals.HELD)
-    assert not o.removes_delay("StableMax") and o.needs_norm("StableMax") is None
+    assert o.removes_delay("modadd", rivals.HELD) and o.needs_norm("modadd", rivals.HELD)
+    assert not o.removes_delay("modadd", "StableMax")
+    assert o.needs_norm("modadd", "StableMax") is None
     assert rivals.verdict(o).status == REPRODUCED
-    assert rivals.method_verdict(o, "StableMax").status == NOT_REPRODUCED
-    assert np.allclose(rivals.speedup(o, rivals.HELD), 800 / 150)
-    # A lever that removes the delay while its norm grows: the norm is not what did it.
-    results["StableMax"] = synthetic(s, "StableMax", 100, 150, 1.3)
-    o = rivals.Outcome(s, results)
-    assert o.removes_delay("StableMax") and o.needs_norm("StableMax") is False
-    assert rivals.verdict(o).status == PARTLY
-    assert rivals.method_verdict(o, "StableMax").status == REPRODUCED
-    # Without a late baseline there is nothing to judge.
-    results[rivals.BASELINE] = synthetic(s, rivals.BASELINE, 100, 150, 0.9)
+    assert rivals.method_verdict(o, "modadd", "StableMax").status == NOT_REPRODUCED
+    assert np.allclose(rivals.speedup(o, "mnist", rivals.HELD), 800 / 150)
+    # A lever that removes the delay while its norm grows: the norm is not what did it, on
+    # either task.
+    for task, lever in (("modadd", "StableMax"), ("mnist", "output scale held")):
+        changed = dict(results)
+        changed[task, lever] = synthetic(s, task, lever, 100, 150, 1.3)
+        o = rivals.Outcome(s, changed)
+        assert o.removes_delay(task, lever) and o.needs_norm(task, lever) is False
+        assert rivals.verdict(o).status == PARTLY
+        assert rivals.method_verdict(o, task, lever).status == REPRODUCED
+    # Without a late baseline on one task there is nothing to judge.
+    results["mnist", rivals.BASELINE] = synthetic(s, "mnist", rivals.BASELINE, 100, 150, 0.9)
     assert rivals.verdict(rivals.Outcome(s, results)).status == NOT_TESTED
 
 
 def test_each_method_changes_one_thing_of_claim_3s_run():
-    s = rivals.Setup("smoke", device="cpu")
+    s = rivals.Setup("smoke", device="cpu", mnist_w_c=1.0)
     claim3 = constraint.Setup("smoke", device="cpu", mnist_w_c=1.0)
-    assert s.method_configs(rivals.BASELINE) == claim3.regime_configs("modadd", "unconstrained")
-    assert s.method_configs(rivals.HELD) == claim3.regime_configs("modadd", "held at w_c")
-    assert len(set(s.configs())) == len(rivals.METHODS) * len(s.seeds)
-    assert len({c.shape() for c in s.configs()}) == 1  # one stack
+    for task in rivals.TASKS:
+        base = claim3.regime_configs(task, "unconstrained")
+        assert s.method_configs(task, rivals.BASELINE) == base
+        assert s.method_configs(task, rivals.HELD) == claim3.regime_configs(task, "held at w_c")
+        for m in rivals.METHODS[task]:
+            assert rivals.KEYS[m]
+            if m in (rivals.BASELINE, rivals.HELD):
+                continue
+            changed = {
+                f.name
+                for f in dataclasses.fields(RunConfig)
+                if getattr(s.method_configs(task, m)[0], f.name) != getattr(base[0], f.name)
+            }
+            assert changed <= set(s.changes(task, m)), (task, m, changed)
+    assert len(set(s.configs())) == sum(len(rivals.METHODS[t]) for t in rivals.TASKS) * len(s.seeds)
+    assert len({c.shape() for c in s.configs()}) == 2  # one stack per task
+    # Grokfast's published MNIST run is its filter and its decay, each also run alone.
+    run = s.method_configs("mnist", rivals.GROKFAST_STRONG)[0]
+    assert (run.grad_filter, run.filter_alpha, run.filter_lamb, run.weight_decay) == (
+        "ema",
+        0.8,
+        0.1,
+        2.0,
+    )
+    assert s.method_configs("mnist", rivals.STRONG_DECAY)[0].weight_decay == 2.0
+
+
+def test_mnist_waits_for_claim_1s_w_c_as_claim_3_does():
+    s = rivals.Setup("smoke", device="cpu")
+    assert s.mnist_w_c is None
+    landscape = s.claim3.landscape.task_configs("mnist")
+    assert s.configs()[: len(landscape)] == landscape
+    with pytest.raises(ValueError, match="mnist_w_c is not known"):
+        s.method_configs("mnist", rivals.HELD)
+    assert len(s.planned()) == len(landscape) + len(
+        rivals.Setup("smoke", device="cpu", mnist_w_c=1.0).configs()
+    )
 
 
 def test_the_chapter_runs_at_smoke_and_judges(tmp_path):
     s = rivals.Setup("smoke", seeds=[0], device="cpu")
     o = rivals.run(s, progress=False)
+    assert o.setup.mnist_w_c is not None  # read off claim 1's MNIST landscape
     assert rivals.verdict(o).status in STATUSES
-    assert all(rivals.method_verdict(o, m).status in STATUSES for m in rivals.METHODS)
-    assert rivals.numbers(o)["weight_decay_steps"]
-    assert len(rivals.table(o).splitlines()) == 2 + len(rivals.METHODS)
-    for draw in (rivals.figure, rivals.figure_norm):
-        draw(o).savefig(tmp_path / "figure.png")
+    for task in rivals.TASKS:
+        for m in rivals.METHODS[task]:
+            assert rivals.method_verdict(o, task, m).status in STATUSES
+        assert rivals.numbers(o)[f"{task}_weight_decay_steps"]
+        assert len(rivals.table(o, task).splitlines()) == 2 + len(rivals.METHODS[task])
+        for draw in (rivals.figure, rivals.figure_norm):
+            draw(o, task).savefig(tmp_path / "figure.png")
 
 
 def test_a_bad_chapter_parameter_fails_before_any_training():
     with pytest.raises(ValueError, match="logit_scale must be a positive finite number"):
         rivals.Setup("smoke", logit_scale=-1.0)
+    with pytest.raises(ValueError, match="mnist_w_c must be a positive finite number"):
+        rivals.Setup("smoke", mnist_w_c=0.0)

@@ -21,10 +21,11 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from omnigrok.chapters import CHAPTERS
+from omnigrok.chapters import CHAPTERS, Chapter
 from omnigrok.chapters import chapter as chapter_named
 from omnigrok.checks import resolve_device
 from omnigrok.config import RunConfig, run_key
@@ -98,20 +99,29 @@ def part(name: str, profile: str, archive: Path) -> Part:
     if name not in PARTS:
         raise ValueError(f"part must be one of {', '.join(PARTS)}, got {name!r}")
     ch = chapter_named(name)
-    s, waiting = ch.setup(profile, device="cpu"), ""
-    if ch.prepare is not None:
-        try:
-            with _environ(**{TRAIN_ENV: "0", ARCHIVE_ENV: str(archive)}):
-                s = ch.prepare(s, progress=False)
-        except MissingRuns:
-            waiting = ch.waits
+    s, waiting = _prepared(ch, profile, archive)
+    # The other parts' runs as they list them once prepared (claim 3's MNIST runs held at w_c
+    # are claim 3's, not the rivals', once claim 1's w_c is known).
     others = {
         c
         for p in ch.parts
         if p != name
-        for c in chapter_named(p).setup(profile, device="cpu").configs()
+        for c in _prepared(chapter_named(p), profile, archive)[0].configs()
     }
     return Part(name, tuple(c for c in s.configs() if c not in others), waiting)
+
+
+def _prepared(ch: Chapter, profile: str, archive: Path) -> tuple[Any, str]:
+    """``ch``'s setup at its defaults for ``profile``, with what its runs wait on read from
+    ``archive`` where it holds it (else the chapter's wait message)."""
+    s = ch.setup(profile, device="cpu")
+    if ch.prepare is None:
+        return s, ""
+    try:
+        with _environ(**{TRAIN_ENV: "0", ARCHIVE_ENV: str(archive)}):
+            return ch.prepare(s, progress=False), ""
+    except MissingRuns:
+        return s, ch.waits
 
 
 def _manifests(archive: Path, configs: Sequence[RunConfig]) -> list[dict]:

@@ -99,7 +99,8 @@ class RunConfig:
     ``ema`` adds ``filter_lamb`` times an EMA (factor ``filter_alpha``) of past gradients to
     each gradient (Grokfast, Lee et al. 2024; ``gradfilter_ema``); ``logit_scale``: each
     example's logits rescaled to this root-mean-square over the classes (a temperature set at
-    every forward pass, so the logits' scale is held while the weights move; None: raw logits).
+    every forward pass, so the logits' scale is held while the weights move; None: raw logits;
+    under MSE the same rescaling holds the outputs' scale).
     """
 
     task: TaskSpec
@@ -180,8 +181,6 @@ class RunConfig:
                     fail(name, getattr(self, name), f"{LATER_FIELDS[name]} when grad_filter='none'")
         if self.logit_scale is not None:
             _set(self, "logit_scale", check_float("logit_scale", self.logit_scale, positive=True))
-            if self.loss != "ce":
-                fail("logit_scale", self.logit_scale, "None unless loss='ce'")
 
     # -- grouping -------------------------------------------------------------------------
     def shape(self) -> tuple:

@@ -52,7 +52,7 @@ LEVER_LABELS = {
     "grad_filter": ("gradient filter (Grokfast)", "none"),
     "filter_alpha": ("filter EMA α", 0.98),
     "filter_lamb": ("filter amplitude λ", 2.0),
-    "logit_scale": ("logits held at RMS", None),
+    "logit_scale": ("outputs (logits) held at RMS", None),
 }
 
 

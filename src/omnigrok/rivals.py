@@ -16,7 +16,8 @@ not depend on its stack mates (tested against plain one-run references in
   (``μ`` starts at the first gradient), then ``g ← g + λ μ``, before the optimizer's step.
 * A held logit scale (this book's control for "the logit scale, not the norm, does the work"):
   each example's logits multiplied by ``c / rms(logits)``, so their root-mean-square over the
-  classes is ``c`` whatever the weights' norm.
+  classes is ``c`` whatever the weights' norm. Under MSE (MNIST) the same rescaling holds the
+  outputs' scale: the loss sees the rescaled outputs.
 """
 
 from __future__ import annotations

@@ -1,29 +1,36 @@
 """Rivals on the same runs: the norm constraint against the explanations published since the
-paper, on modular addition, same seeds, same step budget (issue 14, item 4).
+paper, on modular addition and on MNIST, same seeds, same step budget (issue 14, item 4).
 
-The paper (Sec. 3.3) removes modular addition's delay by holding the weight norm at 0.8·w0.
-Since then: Grokfast (Lee et al. 2024) amplifies the slow part of the gradient with an EMA
-filter; Prieto et al. (ICLR 2025) blame "softmax collapse" and generalize without weight decay
-with StableMax and with ⊥Grad; and under cross-entropy the logits' scale, not the norm, might
-do the work. Each lever is a run-config field (``omnigrok.rivals``); every method here is the
-profile's modular-addition run (claim 3's, Nanda et al.'s settings) with one change:
+The paper removes the delay by holding the weight norm at w_c (Sec. 3.1 MNIST, Sec. 3.3
+modular addition, where w_c is 0.8·w0). Since then: Grokfast (Lee et al. 2024) amplifies the
+slow part of the gradient with an EMA filter; Prieto et al. (ICLR 2025) blame "softmax
+collapse" and generalize without weight decay with StableMax and with ⊥Grad; and the outputs'
+scale, not the norm, might do the work. Each lever is a run-config field (``omnigrok.rivals``);
+every method is one task's run of claim 3 (its unconstrained run: Nanda et al.'s settings on
+modular addition, the α = 8 run of claim 2 on MNIST) with one change:
 
 * ``weight decay``: the grokking baseline (γ of the profile), claim 3's unconstrained run;
 * ``no lever (γ = 0)``: what the levers without weight decay are measured against;
-* ``norm held at 0.8·w0``: γ = 0, projected to the paper's norm (claim 3's held run);
-* ``Grokfast-EMA + weight decay``: the baseline with the EMA filter (α 0.98, λ 2, the
-  published defaults);
-* ``StableMax``, ``⊥Grad``, ``⊥Grad + StableMax``: γ = 0, as Prieto et al. run them;
-* ``logit scale held`` (γ = 0) and ``logit scale held + weight decay``: each example's logits
-  rescaled to a fixed root-mean-square, so the logits' scale cannot move while the norm does
-  (free, or pulled down by the decay). The reverse, the norm held while the logits' scale moves
-  freely, is ``norm held at 0.8·w0``.
+* ``norm held at w_c``: γ = 0, projected to claim 3's w_c (claim 3's held run);
+* ``Grokfast-EMA + weight decay``: the baseline with the EMA filter at the task's published
+  setting (modular addition: α 0.98, λ 2, ``gradfilter_ema``'s defaults; MNIST: α 0.8, λ 0.1,
+  their ``main_mnist.py`` command);
+* modular addition only (cross-entropy): ``StableMax``, ``⊥Grad``, ``⊥Grad + StableMax``, at
+  γ = 0 as Prieto et al. run them;
+* MNIST only (MSE, no softmax to collapse: StableMax does not apply): ``⊥Grad`` at γ = 0, and
+  Grokfast's published MNIST run taken apart: it pairs the filter with γ = 2, 200x the
+  paper's 0.01, so ``Grokfast's γ alone`` and ``Grokfast-EMA + Grokfast's γ`` (their run);
+* ``logit scale held`` (modular addition) / ``output scale held`` (MNIST), at γ = 0 and with
+  weight decay: each example's outputs rescaled to a fixed root-mean-square, so their scale
+  cannot move while the norm does (free, or pulled down by the decay). The reverse, the norm
+  held while the outputs' scale moves freely, is ``norm held at w_c``.
 
-Per method and seed: the step test accuracy reaches claim 3's threshold (held ``PERSIST``
-logged points), its delay (that step over the train step at the same threshold), and the weight
-norm when it generalized, over its init norm. A method *removes the delay* where every seed
-generalizes within the budget with no delay of its own (claim 3's criterion); it *needs the
-norm* where every seed that generalized had its norm below its init norm by then.
+Per task, method and seed: the step test accuracy reaches claim 3's threshold for the task
+(held ``PERSIST`` logged points), its delay (that step over the train step at the same
+threshold), and the weight norm when it generalized, over its init norm. A method *removes the
+delay* where every seed generalizes within the budget with no delay of its own (claim 3's
+criterion); it *needs the norm* where every seed that generalized had its norm below its init
+norm by then.
 """
 
 from __future__ import annotations
@@ -35,176 +42,255 @@ import numpy as np
 
 from omnigrok import profiles
 from omnigrok.chapters import base, constraint, large_init
-from omnigrok.chapters.base import Chapter, fetch, modadd_base
+from omnigrok.chapters.base import Chapter, fetch
 from omnigrok.checks import check_float
 from omnigrok.config import RunConfig
 from omnigrok.metrics import PERSIST, first_step_reaching, grokking_delay, spread
-from omnigrok.models import init_params
-from omnigrok.norms import global_norm
 from omnigrok.plots import PALETTE, plot_seeds, subplots, themed
 from omnigrok.store import RunResult
 from omnigrok.verdict import Verdict, judge
 
-THRESHOLD = constraint.THRESHOLD["modadd"]  # claim 3's test accuracy for modular addition
+TASKS = ("modadd", "mnist")
+TASK_LABELS = constraint.TASK_LABELS
+THRESHOLD = constraint.THRESHOLD  # claim 3's test accuracy per task
 DELAY_REMOVED = constraint.DELAY_REMOVED  # test step / train step at most this: no delay
 LATE = large_init.LATE  # the baseline's delay must be at least this: a delay to remove
 BASELINE = "weight decay"
-HELD = "norm held at 0.8·w0"
-METHODS = (
-    BASELINE,
-    "no lever (γ = 0)",
-    HELD,
-    "Grokfast-EMA + weight decay",
-    "StableMax",
-    "⊥Grad",
-    "⊥Grad + StableMax",
-    "logit scale held",
-    "logit scale held + weight decay",
-)
+NO_LEVER = "no lever (γ = 0)"
+HELD = "norm held at w_c"
+GROKFAST = "Grokfast-EMA + weight decay"
+STRONG_DECAY = "Grokfast's γ alone"
+GROKFAST_STRONG = "Grokfast-EMA + Grokfast's γ"
+METHODS = {
+    "modadd": (
+        BASELINE,
+        NO_LEVER,
+        HELD,
+        GROKFAST,
+        "StableMax",
+        "⊥Grad",
+        "⊥Grad + StableMax",
+        "logit scale held",
+        "logit scale held + weight decay",
+    ),
+    "mnist": (
+        BASELINE,
+        NO_LEVER,
+        HELD,
+        GROKFAST,
+        STRONG_DECAY,
+        GROKFAST_STRONG,
+        "⊥Grad",
+        "output scale held",
+        "output scale held + weight decay",
+    ),
+}
 
 
 @dataclass(frozen=True)
 class Setup(base.Setup):
-    """Every method on the profile's modular-addition run; ``logit_scale``: the logits'
-    root-mean-square held by the logit-scale controls (None: the profile's)."""
+    """Every method on claim 3's run of each task. ``logit_scale``: the logits' root-mean-square
+    held by modular addition's logit-scale controls (None: the profile's); ``mnist_w_c``: the
+    MNIST norm held (None: claim 1's Goldilocks norm, as claim 3)."""
 
     chapter = "rivals"
     logit_scale: float | None = None
-    base: RunConfig = field(init=False)
-    w_held: float = field(init=False)  # 0.8·w0, w0 averaged over the seeds (as claim 3)
+    mnist_w_c: float | None = None
+    claim3: constraint.Setup = field(init=False)  # the base and held runs of each task
 
     def __post_init__(self) -> None:
         super().__post_init__()
         table = profiles.RIVALS[self.profile]
         scale = table["logit_scale"] if self.logit_scale is None else self.logit_scale
         self._set("logit_scale", check_float("logit_scale", scale, positive=True))
-        self._set("base", modadd_base(self.profile))
-        w0 = global_norm(init_params(self.base.model, self.seeds)).mean().item()
-        self._set("w_held", constraint.MODADD_WC_ALPHA * w0)
+        claim3 = constraint.Setup(self.profile, self.seeds, self.device, mnist_w_c=self.mnist_w_c)
+        self._set("claim3", claim3)
+        self._set("mnist_w_c", claim3.w_c["mnist"])
 
-    def changes(self, method: str) -> dict:
-        """What ``method`` changes in the base run."""
+    @property
+    def w_held(self) -> dict:
+        """Task -> the norm its held runs keep (MNIST: None until claim 1's w_c is known)."""
+        return self.claim3.w_c
+
+    def base(self, task: str) -> RunConfig:
+        """The task's unconstrained run of claim 3 (seed 0)."""
+        return self.claim3.bases[task]
+
+    def changes(self, task: str, method: str) -> dict:
+        """What ``method`` changes in the task's base run (``HELD``: claim 3's regime)."""
         table = profiles.RIVALS[self.profile]
+        prefix = "" if task == "modadd" else f"{task}_"
         off = dict(weight_decay=0.0)
-        held_logits = dict(logit_scale=self.logit_scale)
-        return {
+        filtered = dict(
+            grad_filter="ema",
+            filter_alpha=table[f"{prefix}filter_alpha"],
+            filter_lamb=table[f"{prefix}filter_lamb"],
+        )
+        scale = self.logit_scale if task == "modadd" else table[f"{task}_output_scale"]
+        held_outputs = dict(logit_scale=scale)
+        common = {
             BASELINE: {},
-            "no lever (γ = 0)": off,
-            HELD: dict(off, constraint="fixed", target_norm=self.w_held),
-            "Grokfast-EMA + weight decay": dict(
-                grad_filter="ema",
-                filter_alpha=table["filter_alpha"],
-                filter_lamb=table["filter_lamb"],
-            ),
-            "StableMax": dict(off, softmax="stablemax"),
+            NO_LEVER: off,
+            GROKFAST: filtered,
             "⊥Grad": dict(off, perp_grad=True),
-            "⊥Grad + StableMax": dict(off, perp_grad=True, softmax="stablemax"),
-            "logit scale held": dict(off, **held_logits),
-            "logit scale held + weight decay": held_logits,
-        }[method]
+        }
+        own = {
+            "modadd": {
+                "StableMax": dict(off, softmax="stablemax"),
+                "⊥Grad + StableMax": dict(off, perp_grad=True, softmax="stablemax"),
+                "logit scale held": dict(off, **held_outputs),
+                "logit scale held + weight decay": held_outputs,
+            },
+            "mnist": {
+                STRONG_DECAY: dict(weight_decay=table["mnist_strong_decay"]),
+                GROKFAST_STRONG: dict(filtered, weight_decay=table["mnist_strong_decay"]),
+                "output scale held": dict(off, **held_outputs),
+                "output scale held + weight decay": held_outputs,
+            },
+        }[task]
+        return {**common, **own}[method]
 
-    def method_configs(self, method: str) -> list[RunConfig]:
-        """The runs of one method, in seed order."""
-        run = self.base.replace(**self.changes(method))
+    def method_configs(self, task: str, method: str) -> list[RunConfig]:
+        """The runs of one method on one task, in seed order."""
+        if method == HELD:
+            return self.claim3.regime_configs(task, "held at w_c")
+        run = self.base(task).replace(**self.changes(task, method))
         return [run.replace(seed=s) for s in self.seeds]
 
     def configs(self) -> list[RunConfig]:
-        return [c for m in METHODS for c in self.method_configs(m)]
+        """Every method's runs; while MNIST's w_c is unknown, claim 1's MNIST landscape in
+        place of MNIST's runs held at w_c (which need it), as claim 3."""
+        known = self.mnist_w_c is not None
+        waiting = [] if known else self.claim3.landscape.task_configs("mnist")
+        return waiting + [
+            c
+            for task in TASKS
+            for m in METHODS[task]
+            if known or (task, m) != ("mnist", HELD)
+            for c in self.method_configs(task, m)
+        ]
+
+    def planned(self) -> list[RunConfig]:
+        """Every run, MNIST's w_c stood in by 1 where unknown (it changes values, not cost)."""
+        known = self if self.mnist_w_c is not None else dataclasses.replace(self, mnist_w_c=1.0)
+        return self.claim3.landscape.task_configs("mnist") + known.configs()
 
 
 setup = Setup
 
 
+def with_w_c(s: Setup, progress: bool = True) -> Setup:
+    """``s`` with MNIST's w_c known: as given, or from claim 1's MNIST landscape (claim 3's)."""
+    if s.mnist_w_c is not None:
+        return s
+    claim3 = constraint.with_w_c(s.claim3, progress)
+    return dataclasses.replace(s, mnist_w_c=claim3.w_c["mnist"])
+
+
 @dataclass(frozen=True)
 class Outcome:
     setup: Setup
-    results: dict  # method -> list[RunResult], seed order
+    results: dict  # (task, method) -> list[RunResult], seed order
 
-    def steps(self, method: str) -> np.ndarray:
-        """Per seed: first step test acc >= THRESHOLD, held PERSIST logged points (inf: never)."""
+    def steps(self, task: str, method: str) -> np.ndarray:
+        """Per seed: first step test acc >= the task's threshold, held PERSIST logged points
+        (inf: never)."""
         return np.array(
             [
-                first_step_reaching(r.steps, r["test_acc"], THRESHOLD, PERSIST)
-                for r in self.results[method]
+                first_step_reaching(r.steps, r["test_acc"], THRESHOLD[task], PERSIST)
+                for r in self.results[task, method]
             ]
         )
 
-    def delays(self, method: str) -> np.ndarray:
-        """Per seed: test step / train step at THRESHOLD (inf: never generalized; NaN: never
-        fit the training set either)."""
+    def delays(self, task: str, method: str) -> np.ndarray:
+        """Per seed: test step / train step at the threshold (inf: never generalized; NaN:
+        never fit the training set either)."""
         return np.array(
             [
-                grokking_delay(r.steps, r["train_acc"], r["test_acc"], THRESHOLD, PERSIST)
-                for r in self.results[method]
+                grokking_delay(r.steps, r["train_acc"], r["test_acc"], THRESHOLD[task], PERSIST)
+                for r in self.results[task, method]
             ]
         )
 
-    def norm_ratio(self, method: str) -> np.ndarray:
+    def norm_ratio(self, task: str, method: str) -> np.ndarray:
         """Per seed: the weight norm when it generalized over its init norm (NaN: never)."""
         return np.array(
             [
                 large_init.value_at(r, "norm", t) / r["norm"][0]
-                for r, t in zip(self.results[method], self.steps(method), strict=True)
+                for r, t in zip(self.results[task, method], self.steps(task, method), strict=True)
             ]
         )
 
-    def removes_delay(self, method: str) -> bool:
+    def removes_delay(self, task: str, method: str) -> bool:
         """Every seed generalizes within the budget with no delay of its own."""
-        return bool(np.all(self.delays(method) <= DELAY_REMOVED))  # inf and NaN fail
+        return bool(np.all(self.delays(task, method) <= DELAY_REMOVED))  # inf and NaN fail
 
-    def needs_norm(self, method: str) -> bool | None:
+    def needs_norm(self, task: str, method: str) -> bool | None:
         """Every seed that generalized had its norm below its init norm by then (None: no seed
         generalized, nothing to say)."""
-        ratio = self.norm_ratio(method)
+        ratio = self.norm_ratio(task, method)
         finite = ratio[np.isfinite(ratio)]
         return None if len(finite) == 0 else bool(np.all(finite < 1))
 
 
 def run(s: Setup, progress: bool = True) -> Outcome:
+    """Every method's runs through one ``run_sweep``; where MNIST's w_c is not given, claim 1's
+    MNIST landscape first (loaded, if stored), as claim 3."""
+    s = with_w_c(s, progress)
     found = fetch(s.configs(), s.device, progress)
-    return Outcome(s, {m: [found[c] for c in s.method_configs(m)] for m in METHODS})
+    results = {
+        (task, m): [found[c] for c in s.method_configs(task, m)]
+        for task in TASKS
+        for m in METHODS[task]
+    }
+    return Outcome(s, results)
 
 
-def speedup(o: Outcome, method: str) -> np.ndarray:
+def speedup(o: Outcome, task: str, method: str) -> np.ndarray:
     """Per seed: the baseline's steps to generalize over the method's (the budget stands in
     where the baseline never got there; NaN where the method never did)."""
-    free = o.steps(BASELINE)
-    free = np.where(np.isfinite(free), free, o.setup.base.steps)
-    mine = o.steps(method)
+    free = o.steps(task, BASELINE)
+    free = np.where(np.isfinite(free), free, o.setup.base(task).steps)
+    mine = o.steps(task, method)
     return np.where(np.isfinite(mine), free / np.maximum(mine, 1), np.nan)
 
 
-# Each method's name in ``numbers`` (the notebook's glue keys).
-KEYS = dict(
-    zip(
-        METHODS,
-        (
-            "weight_decay",
-            "no_lever",
-            "held",
-            "grokfast",
-            "stablemax",
-            "perp_grad",
-            "perp_grad_stablemax",
-            "logit_held",
-            "logit_held_wd",
-        ),
-        strict=True,
-    )
-)
+# Each method's name in ``numbers`` (the notebook's glue keys: ``<task>_<key>_steps`` ...).
+KEYS = {
+    BASELINE: "weight_decay",
+    NO_LEVER: "no_lever",
+    HELD: "held",
+    GROKFAST: "grokfast",
+    STRONG_DECAY: "strong_decay",
+    GROKFAST_STRONG: "grokfast_strong",
+    "StableMax": "stablemax",
+    "⊥Grad": "perp_grad",
+    "⊥Grad + StableMax": "perp_grad_stablemax",
+    "logit scale held": "logit_held",
+    "logit scale held + weight decay": "logit_held_wd",
+    "output scale held": "output_held",
+    "output scale held + weight decay": "output_held_wd",
+}
 
 
 def numbers(o: Outcome) -> dict[str, str]:
-    out = {"logit_scale": f"{o.setup.logit_scale:g}", "w_held": f"{o.setup.w_held:.3g}"}
-    for m in METHODS:
-        k = KEYS[m]
-        steps = o.steps(m)
-        out[f"{k}_steps"] = str(spread(steps))
-        out[f"{k}_generalized"] = f"{int(np.isfinite(steps).sum())} of {len(steps)}"
-        out[f"{k}_speedup"] = str(spread(speedup(o, m)))
-        out[f"{k}_norm_ratio"] = str(spread(o.norm_ratio(m)))
-    removing = [m for m in METHODS if o.removes_delay(m)]
-    out["removes_delay"] = ", ".join(removing) or "none"
+    s, table = o.setup, profiles.RIVALS[o.setup.profile]
+    out = {
+        "logit_scale": f"{s.logit_scale:g}",
+        "mnist_output_scale": f"{table['mnist_output_scale']:.3g}",
+        "mnist_strong_decay": f"{table['mnist_strong_decay']:g}",
+    }
+    for task in TASKS:
+        out[f"{task}_w_held"] = f"{s.w_held[task]:.3g}"
+        out[f"{task}_weight_decay"] = f"{s.base(task).weight_decay:g}"
+        for m in METHODS[task]:
+            k, steps = f"{task}_{KEYS[m]}", o.steps(task, m)
+            out[f"{k}_steps"] = str(spread(steps))
+            out[f"{k}_generalized"] = f"{int(np.isfinite(steps).sum())} of {len(steps)}"
+            out[f"{k}_speedup"] = str(spread(speedup(o, task, m)))
+            out[f"{k}_norm_ratio"] = str(spread(o.norm_ratio(task, m)))
+        removing = [m for m in METHODS[task] if o.removes_delay(task, m)]
+        out[f"{task}_removes_delay"] = ", ".join(removing) or "none"
     return out
 
 
@@ -212,44 +298,45 @@ def _answer(value: bool | None) -> str:
     return "—" if value is None else "yes" if value else "no"
 
 
-def table(o: Outcome) -> str:
-    """One row per method: steps to generalize, seeds that did, delay, speedup over weight
-    decay, norm when it generalized over the init norm, and the two computed answers."""
+def table(o: Outcome, task: str) -> str:
+    """One row per method of ``task``: steps to generalize, seeds that did, delay, speedup over
+    weight decay, norm when it generalized over the init norm, and the two computed answers."""
     lines = [
-        f"| method | steps to test acc ≥ {THRESHOLD} | seeds | delay (test/train step) | "
+        f"| method | steps to test acc ≥ {THRESHOLD[task]} | seeds | delay (test/train step) | "
         "speedup vs weight decay | w / w0 then | removes the delay | needs the norm |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for m in METHODS:
-        steps = o.steps(m)
+    for m in METHODS[task]:
+        steps = o.steps(task, m)
         lines.append(
             f"| {m} | {spread(steps)} | {int(np.isfinite(steps).sum())}/{len(steps)} | "
-            f"{np.round(o.delays(m), 2).tolist()} | {spread(speedup(o, m))} | "
-            f"{spread(o.norm_ratio(m))} | {_answer(o.removes_delay(m))} | "
-            f"{_answer(o.needs_norm(m))} |"
+            f"{np.round(o.delays(task, m), 2).tolist()} | {spread(speedup(o, task, m))} | "
+            f"{spread(o.norm_ratio(task, m))} | {_answer(o.removes_delay(task, m))} | "
+            f"{_answer(o.needs_norm(task, m))} |"
         )
     return "\n".join(lines)
 
 
-def preconditions(o: Outcome) -> dict[str, tuple[bool, str]]:
-    d = o.delays(BASELINE)
+def preconditions(o: Outcome, task: str) -> dict[str, tuple[bool, str]]:
+    d = o.delays(task, BASELINE)
     return {
-        "the weight-decay baseline is late": (
+        f"{TASK_LABELS[task]}: the weight-decay baseline is late": (
             bool(np.all(d >= LATE)),  # NaN (never fit) and short delays fail; inf passes
-            f"test step / train step at acc >= {THRESHOLD}: {np.round(d, 2).tolist()} "
+            f"test step / train step at acc >= {THRESHOLD[task]}: {np.round(d, 2).tolist()} "
             f"(>= {LATE:g} or never required)",
         )
     }
 
 
-def method_verdict(o: Outcome, method: str) -> Verdict:
-    """One lever: does it remove the delay (every seed generalizes, no delay of its own)? Its
-    norm when it did is a note: whether it needs the norm to fall."""
-    steps, delays = o.steps(method), o.delays(method)
+def method_verdict(o: Outcome, task: str, method: str) -> Verdict:
+    """One lever on one task: does it remove the delay (every seed generalizes, no delay of its
+    own)? Its norm when it did is a note: whether it needs the norm to fall."""
+    steps, delays = o.steps(task, method), o.delays(task, method)
     checks = {
         "every seed generalizes within the budget": (
             bool(np.all(np.isfinite(steps))),
-            f"steps to test acc >= {THRESHOLD}: {steps.tolist()} (budget {o.setup.base.steps})",
+            f"steps to test acc >= {THRESHOLD[task]}: {steps.tolist()} "
+            f"(budget {o.setup.base(task).steps})",
         ),
         f"no delay of its own (test step <= {DELAY_REMOVED:g}x train step)": (
             bool(np.all(delays <= DELAY_REMOVED)),
@@ -257,100 +344,120 @@ def method_verdict(o: Outcome, method: str) -> Verdict:
         ),
     }
     notes = [
-        f"speedup over weight decay per seed: {np.round(speedup(o, method), 1).tolist()}",
-        f"needs the norm: {_answer(o.needs_norm(method))} (w / w0 when it generalized: "
-        f"{np.round(o.norm_ratio(method), 3).tolist()})",
+        f"speedup over weight decay per seed: {np.round(speedup(o, task, method), 1).tolist()}",
+        f"needs the norm: {_answer(o.needs_norm(task, method))} (w / w0 when it generalized: "
+        f"{np.round(o.norm_ratio(task, method), 3).tolist()})",
     ]
-    return judge(f"{method} removes the delay", METHOD_CRITERION, checks, preconditions(o), notes)
-
-
-METHOD_CRITERION = (
-    f"given a delay to remove (every weight-decay seed reaches test acc {THRESHOLD} at least "
-    f"{LATE:g}x after its train step, or never), every seed of the method reaches it within "
-    f"the budget (held {PERSIST} logged points) at most {DELAY_REMOVED:g}x after its train step"
-)
-
-CRITERION = (
-    f"given a delay to remove (every weight-decay seed reaches test acc {THRESHOLD} at least "
-    f"{LATE:g}x after its train step, or never): the norm held at 0.8·w0 removes the delay "
-    f"(every seed within {DELAY_REMOVED:g}x of its train step), and every other method that "
-    "removes it had, in every seed, its weight norm below its init norm when it generalized "
-    "(it needs the norm); methods that do not remove the delay test nothing and are notes"
-)
-
-
-def verdict(o: Outcome) -> Verdict:
-    """The paper's account against its rivals: the delay goes only where the norm does."""
-    held = o.delays(HELD)
-    checks = {
-        "the norm held at 0.8·w0 removes the delay": (
-            o.removes_delay(HELD),
-            f"test step / train step: {np.round(held, 2).tolist()}",
-        )
-    }
-    notes = []
-    for m in METHODS:
-        if m in (BASELINE, HELD):
-            continue
-        ratio = np.round(o.norm_ratio(m), 3).tolist()
-        if o.removes_delay(m):
-            checks[f"{m} removes the delay and needs the norm"] = (
-                bool(o.needs_norm(m)),
-                f"w / w0 when it generalized: {ratio} (< 1 in every seed required)",
-            )
-        else:
-            notes.append(
-                f"{m} does not remove the delay (test step / train step "
-                f"{np.round(o.delays(m), 2).tolist()}); w / w0 when it generalized: {ratio}"
-            )
     return judge(
-        "Rivals: the delay goes only where the norm does",
-        CRITERION,
+        f"{TASK_LABELS[task]}: {method} removes the delay",
+        METHOD_CRITERION,
         checks,
-        preconditions(o),
+        preconditions(o, task),
         notes,
     )
 
 
+METHOD_CRITERION = (
+    f"given a delay to remove (every weight-decay seed reaches the task's test threshold at "
+    f"least {LATE:g}x after its train step, or never), every seed of the method reaches it "
+    f"within the budget (held {PERSIST} logged points) at most {DELAY_REMOVED:g}x after its "
+    "train step"
+)
+
+CRITERION = (
+    f"on each task, given a delay to remove (every weight-decay seed reaches the test threshold "
+    f"at least {LATE:g}x after its train step, or never): the norm held at w_c removes the "
+    f"delay (every seed within {DELAY_REMOVED:g}x of its train step), and every other method "
+    "that removes it had, in every seed, its weight norm below its init norm when it "
+    "generalized (it needs the norm); methods that do not remove the delay test nothing and "
+    "are notes"
+)
+
+
+def task_checks(o: Outcome, task: str) -> tuple[dict, list[str]]:
+    """The verdict's checks and notes for one task."""
+    label = TASK_LABELS[task]
+    checks = {
+        f"{label}: the norm held at w_c removes the delay": (
+            o.removes_delay(task, HELD),
+            f"test step / train step: {np.round(o.delays(task, HELD), 2).tolist()}",
+        )
+    }
+    notes = []
+    for m in METHODS[task]:
+        if m in (BASELINE, HELD):
+            continue
+        ratio = np.round(o.norm_ratio(task, m), 3).tolist()
+        if o.removes_delay(task, m):
+            checks[f"{label}: {m} removes the delay and needs the norm"] = (
+                bool(o.needs_norm(task, m)),
+                f"w / w0 when it generalized: {ratio} (< 1 in every seed required)",
+            )
+        else:
+            notes.append(
+                f"{label}: {m} does not remove the delay (test step / train step "
+                f"{np.round(o.delays(task, m), 2).tolist()}); w / w0 when it generalized: {ratio}"
+            )
+    return checks, notes
+
+
+def verdict(o: Outcome) -> Verdict:
+    """The paper's account against its rivals: the delay goes only where the norm does."""
+    checks, notes, pre = {}, [], {}
+    for task in TASKS:
+        c, n = task_checks(o, task)
+        checks.update(c)
+        notes += n
+        pre.update(preconditions(o, task))
+    return judge("Rivals: the delay goes only where the norm does", CRITERION, checks, pre, notes)
+
+
 def headline(o: Outcome) -> str:
-    return f"levers that remove the delay: {numbers(o)['removes_delay']}"
+    c = numbers(o)
+    return (
+        f"levers that remove the delay: modular addition: {c['modadd_removes_delay']}; "
+        f"MNIST: {c['mnist_removes_delay']}"
+    )
 
 
 @themed
-def figure(o: Outcome, axis: str = "log"):
-    """Train and test accuracy over steps, a panel per method, one line per seed."""
-    rows = -(-len(METHODS) // 2)
+def figure(o: Outcome, task: str, axis: str = "log"):
+    """Train and test accuracy over steps on ``task``, a panel per method, one line per seed."""
+    methods = METHODS[task]
+    rows = -(-len(methods) // 2)
     fig, axes = subplots(rows, 2, row_height=1.9, sharex=True, sharey=True)
     panels = axes.ravel()
-    for ax, m in zip(panels, METHODS, strict=False):
-        plot_seeds(ax, o.results[m], "train_acc", axis, PALETTE[0], "train")
-        plot_seeds(ax, o.results[m], "test_acc", axis, PALETTE[1], "test")
-        ax.axhline(THRESHOLD, color="grey", lw=0.8, ls=":")
+    for ax, m in zip(panels, methods, strict=False):
+        plot_seeds(ax, o.results[task, m], "train_acc", axis, PALETTE[0], "train")
+        plot_seeds(ax, o.results[task, m], "test_acc", axis, PALETTE[1], "test")
+        ax.axhline(THRESHOLD[task], color="grey", lw=0.8, ls=":")
         ax.set_title(m, fontsize=9)
         ax.set_ylabel("accuracy")
-    for ax in panels[len(METHODS) :]:
+    for ax in panels[len(methods) :]:
         ax.axis("off")
     fig.legend(*panels[0].get_legend_handles_labels(), loc="outside lower center", ncols=2)
     s = o.setup
     fig.suptitle(
-        f"modular addition P={s.base.task.p}: profile '{s.profile}', {len(s.seeds)} seeds "
-        f"(a line each), {axis} step axis"
+        f"{TASK_LABELS[task]}: profile '{s.profile}', {len(s.seeds)} seeds (a line each), "
+        f"{axis} step axis"
     )
     return fig
 
 
 @themed
-def figure_norm(o: Outcome, axis: str = "log"):
-    """The weight norm over its init norm, a line per seed, a colour per method."""
+def figure_norm(o: Outcome, task: str, axis: str = "log"):
+    """The weight norm over its init norm on ``task``, a line per seed, a colour per method."""
     fig, ax = subplots(1, 1, row_height=3.6)
-    for i, m in enumerate(METHODS):
-        runs = [_over_init(r) for r in o.results[m]]
+    for i, m in enumerate(METHODS[task]):
+        runs = [_over_init(r) for r in o.results[task, m]]
         plot_seeds(ax, runs, "norm", axis, PALETTE[i % len(PALETTE)], m, ls="-" if i < 8 else "--")
     ax.axhline(1.0, color="grey", lw=0.8, ls=":")
     ax.set_ylabel("weight norm w / w0")
     s = o.setup
     ax.set_title(
-        f"the norm under each lever: profile '{s.profile}', {len(s.seeds)} seeds (a line each)"
+        f"{TASK_LABELS[task]}: the norm under each lever, profile '{s.profile}', "
+        f"{len(s.seeds)} seeds (a line each)",
+        fontsize=9,
     )
     fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=3, fontsize=7)
     return fig
@@ -368,7 +475,9 @@ CHAPTER = Chapter(
     run,
     numbers,
     verdict,
-    parts=("claim3", "rivals"),
+    parts=("claim1", "claim3", "rivals"),
     claim="Only levers that bring the norm down remove the delay (vs Grokfast, StableMax, ⊥Grad)",
     headline=headline,
+    prepare=with_w_c,
+    waits="its MNIST runs held at w_c wait for claim 1's MNIST landscape (w_c)",
 )
