@@ -3,14 +3,20 @@ question "grokking happens with limited data trained for a long time").
 
 Claim 2's run (the paper's MLP, AdamW with weight decay) at each initialization scale α and
 training-set size N of ``profiles.PHASES``, seeds as the profile's. Each run is put in one of
-four phases by when it fits its training set and when it generalizes (``large_init.times``:
-train acc >= 0.99 and test acc >= 0.8, each held for ``PERSIST`` logged points):
+four phases by when it fits its training set (train acc >= 0.99) and when it generalizes (test
+acc >= the threshold at its N, ``Outcome.threshold``), each held for ``PERSIST`` logged points:
 
 * comprehension: generalizes, with no delay (before ``LATE`` x the step it fit, or without
   ever fitting);
 * grokking: fits, then generalizes at ``LATE`` x that step or later;
 * memorization: fits and never generalizes within the budget;
 * confusion: neither.
+
+The test threshold is claim 2's 0.8 where that is within reach, and otherwise ``RELATIVE`` of
+what the standard init (α = 1) reaches at the same N (its seeds' mean final test accuracy; never
+below ``FLOOR``): with
+N ≈ 100-200 images no MLP reaches 0.8 on MNIST's test set, and a fixed 0.8 would leave such cells
+only memorization or confusion, by definition rather than by measurement.
 
 A cell's phase is its seeds' majority (a tie is no phase: "split"); how the seeds split is
 shown. The paper draws the grokking region at large α and limited N, between memorization
@@ -30,6 +36,7 @@ from omnigrok import profiles
 from omnigrok.chapters import base, large_init
 from omnigrok.chapters.base import Chapter, fetch
 from omnigrok.config import RunConfig, TaskSpec
+from omnigrok.metrics import PERSIST, first_step_reaching
 from omnigrok.plots import PALETTE, subplots, themed
 from omnigrok.verdict import Verdict, judge
 
@@ -43,6 +50,13 @@ PHASES = (COMPREHENSION, GROKKING, MEMORIZATION, CONFUSION)
 SPLIT = "split"  # no majority among a cell's seeds
 LATE = large_init.LATE  # claim 2's "generalizes late": at >= 3x the step it fit
 STANDARD_INIT = 1.0  # α = 1: PyTorch's default init, the scale without grokking in the paper
+# Generalized at N: test acc >= min(GENERALIZED, RELATIVE x the α = 1 runs' mean final test acc
+# at N), never below FLOOR. 0.9: within a tenth of what the standard init reaches with the same
+# images; FLOOR 0.5 (5x chance on 10 classes): a standard init that learns nothing at N does not
+# make chance accuracy count as generalization.
+GENERALIZED = large_init.GENERALIZED
+RELATIVE = 0.9
+FLOOR = 0.5
 
 
 def phase_of(memorized: float, generalized: float) -> str:
@@ -73,6 +87,11 @@ class Setup(base.Setup):
         super().__post_init__()
         grid = profiles.PHASES[self.profile]
         self._set("alphas", tuple(grid["alphas"]))
+        if STANDARD_INIT not in self.alphas:
+            raise ValueError(
+                f"profiles.PHASES[{self.profile!r}]['alphas'] must hold the standard init "
+                f"α = {STANDARD_INIT:g} (the test threshold is relative to it), got {self.alphas}"
+            )
         self._set("n_trains", tuple(grid["n_train"]))
         self._set("base", large_init.Setup(self.profile, self.seeds, self.device).base)
 
@@ -97,9 +116,29 @@ class Outcome:
     setup: Setup
     results: dict  # (α, N) -> list[RunResult], seed order
 
+    def threshold(self, n_train: int) -> float:
+        """The test accuracy that counts as generalization at N: claim 2's 0.8, or ``RELATIVE``
+        of the standard init's mean final test accuracy at N where that is lower (never below
+        ``FLOOR``)."""
+        reached = np.mean([r["test_acc"][-1] for r in self.results[(STANDARD_INIT, n_train)]])
+        return float(max(FLOOR, min(GENERALIZED, RELATIVE * reached)))
+
+    def times(self, alpha: float, n_train: int) -> list[dict[str, float]]:
+        """Each seed's steps to fit and to generalize (at N's threshold) in the cell (α, N)."""
+        threshold = self.threshold(n_train)
+        return [
+            {
+                "memorized": first_step_reaching(
+                    r.steps, r["train_acc"], large_init.MEMORIZED, PERSIST
+                ),
+                "generalized": first_step_reaching(r.steps, r["test_acc"], threshold, PERSIST),
+            }
+            for r in self.results[(alpha, n_train)]
+        ]
+
     def phases(self, alpha: float, n_train: int) -> list[str]:
         """Each seed's phase in the cell (α, N)."""
-        return [phase_of(**large_init.times(r)) for r in self.results[(alpha, n_train)]]
+        return [phase_of(**t) for t in self.times(alpha, n_train)]
 
     def phase(self, alpha: float, n_train: int) -> str:
         return majority(self.phases(alpha, n_train))
@@ -145,6 +184,7 @@ def numbers(o: Outcome) -> dict[str, str]:
     out["disagree"] = _cells(o.disagreeing())
     out["alphas"] = ", ".join(f"{a:g}" for a in o.setup.alphas)
     out["n_trains"] = ", ".join(str(n) for n in o.setup.n_trains)
+    out["thresholds"] = ", ".join(f"{o.threshold(n):.3g} at N={n}" for n in o.setup.n_trains)
     return out
 
 
@@ -152,16 +192,19 @@ def table(o: Outcome) -> str:
     """A markdown table, one row per cell: its phase and each seed's steps and phase."""
     lines = [
         "| α | N | phase | seeds | steps to fit (train ≥ "
-        f"{large_init.MEMORIZED}) | steps to generalize (test ≥ {large_init.GENERALIZED}) |",
-        "|---|---|---|---|---|---|",
+        f"{large_init.MEMORIZED}) | test threshold at N | steps to generalize |",
+        "|---|---|---|---|---|---|---|",
     ]
     for a in o.setup.alphas:
         for n in o.setup.n_trains:
-            steps = [large_init.times(r) for r in o.results[(a, n)]]
+            steps = o.times(a, n)
             fit = ", ".join(f"{t['memorized']:g}" for t in steps)
             gen = ", ".join(f"{t['generalized']:g}" for t in steps)
             seeds = _seed_counts(o.phases(a, n))
-            lines.append(f"| {a:g} | {n} | {o.phase(a, n)} | {seeds} | {fit} | {gen} |")
+            lines.append(
+                f"| {a:g} | {n} | {o.phase(a, n)} | {seeds} | {fit} | {o.threshold(n):.3g} | "
+                f"{gen} |"
+            )
     return "\n".join(lines) + "\n\ninf: never within the budget."
 
 
@@ -182,7 +225,7 @@ def verdict(o: Outcome) -> Verdict:
         "some cell generalizes with no delay (the threshold is within reach)": (
             bool(comprehension),
             f"comprehension cells: {_cells(comprehension)}"
-            + ("" if comprehension else f" (test acc {large_init.GENERALIZED} out of reach)"),
+            + ("" if comprehension else " (the test thresholds out of reach)"),
         ),
     }
     checks = {
@@ -208,7 +251,8 @@ def verdict(o: Outcome) -> Verdict:
 
 CRITERION = (
     f"each run's phase from its steps to fit (train acc >= {large_init.MEMORIZED}) and to "
-    f"generalize (test acc >= {large_init.GENERALIZED}), each held {large_init.PERSIST} logged "
+    f"generalize (test acc >= {GENERALIZED}, or {RELATIVE:g}x the standard init's mean final "
+    f"test acc at the same N where that is lower, never below {FLOOR:g}), each held {PERSIST} logged "
     f"points: grokking if it generalizes at >= {LATE:g}x the step it fit, comprehension if it "
     "generalizes sooner (or without fitting), memorization if it fits and never generalizes, "
     "confusion if neither; a cell's phase is its seeds' majority. Reproduced if, with some cell "
