@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from omnigrok import bench
+from omnigrok import bench, bench_ray
 from omnigrok.config import TaskSpec
 from omnigrok.models import NandaTransformer, PlainMLP, forward, init_params, transformer_forward
 from omnigrok.models.mlp import train_flops
@@ -193,3 +193,19 @@ def test_the_performance_page_reads_a_stored_full_measurement(tmp_path):
         bench.load(bad)
     with pytest.raises(ValueError, match="benchmarks/run.py --json"):
         bench.load(tmp_path / "absent.json")
+
+
+def test_the_performance_page_shows_the_stored_ray_scaling():
+    """The Ray entry of benchmarks/results.json as the page's table: every measured number, and
+    the scaling as the ratio of the two workers' times."""
+    result = {
+        "sweep": "4 stacks of 2 teacher-student runs, 5000 steps",
+        "local_one_thread_s": 9.5,
+        "workers_s": {"1": 9.6, "2": 4.8},
+        "scaling_1_to_2_workers": 2.0,
+        "overhead_per_task_s": 0.025,
+        "empty_task_s": 0.0035,
+    }
+    table = bench.markdown_table(bench_ray.rows(result))
+    for shown in ("9.5 s", "9.6 s", "4.8 s", "2.00x", "(4 tasks) | 0.025 s", "0.0035 s"):
+        assert shown in table

@@ -125,3 +125,30 @@ def ray_scaling(
         "overhead_per_task_s": (t["ray1"] - t["local"]) / stacks,
         "empty_task_s": (t["ray1_empty"] - t["local_empty"]) / stacks,
     }
+
+
+def rows(result: dict[str, Any]) -> list[dict]:
+    """The Performance page's table of a stored ``ray_scaling`` result: the sweep's median wall
+    time here (one thread) and on 1 and 2 workers, the scaling and the cost per task."""
+    stacks = int(result["sweep"].split()[0])
+
+    def t(seconds: float) -> str:
+        return f"{seconds:.3g} s"
+
+    return [
+        {
+            "measure": "sweep, here on one thread (local executor)",
+            "value": t(result["local_one_thread_s"]),
+        },
+        {"measure": "sweep on Ray, 1 worker", "value": t(result["workers_s"]["1"])},
+        {"measure": "sweep on Ray, 2 workers", "value": t(result["workers_s"]["2"])},
+        {
+            "measure": "scaling 1 → 2 workers (ideal 2x)",
+            "value": f"{result['scaling_1_to_2_workers']:.2f}x",
+        },
+        {
+            "measure": f"overhead per Ray task ({stacks} tasks)",
+            "value": t(result["overhead_per_task_s"]),
+        },
+        {"measure": "overhead of an empty (1-step) task", "value": t(result["empty_task_s"])},
+    ]

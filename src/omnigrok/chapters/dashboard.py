@@ -14,9 +14,12 @@ import numpy as np
 from omnigrok.chapters import (
     axes,
     constraint,
+    delay_gamma,
     goldilocks,
     imdb,
     large_init,
+    modadd_landscape,
+    phases,
     qm9,
     representation,
     rivals,
@@ -33,8 +36,11 @@ CLAIMS: tuple[Chapter, ...] = tuple(m.CHAPTER for m in (goldilocks, large_init, 
 TASKS: tuple[Chapter, ...] = (imdb.CHAPTER, qm9.CHAPTER)
 # The rivals published since the paper, on the same runs: a row, where its runs can be had.
 RIVALS: tuple[Chapter, ...] = (rivals.CHAPTER,)
-# The paper's Sec. 4 question, measured (representation): a row, likewise where its runs can be had.
-QUESTIONS: tuple[Chapter, ...] = (representation.CHAPTER,)
+# The skeptics' questions answered by runs (claim 1 on the transformer, the delay over two decades
+# of γ, the (α, N) phases, Sec. 4's representation): a row each, likewise where its runs can be had.
+QUESTIONS: tuple[Chapter, ...] = tuple(
+    m.CHAPTER for m in (modadd_landscape, delay_gamma, phases, representation)
+)
 
 
 @dataclass(frozen=True)
