@@ -288,9 +288,10 @@ def test_a_chapter_sets_up_without_training_and_runs_one_sweep(ch, monkeypatch):
     assert configs and all(isinstance(c, RunConfig) for c in configs)
     monkeypatch.setattr(base, "run_sweep", sweep)
     outcome = ch.run(s, progress=False)
-    # Claim 3, IMDb and QM9 hold a run at a landscape's w_c: the landscape comes first, unless
-    # given.
-    assert len(calls) == (2 if ch.name in ("claim3", "imdb", "qm9") else 1)
+    # Claim 3, the rivals, IMDb and QM9 hold a run at a landscape's w_c: the landscape comes
+    # first (their prepare step), unless given.
+    assert len(calls) == (2 if ch.prepare is not None else 1)
+    assert (ch.prepare is not None) == (ch.name in ("claim3", "rivals", "imdb", "qm9"))
     assert ch.numbers(outcome)
     if ch.verdict is not None:
         assert ch.verdict(outcome).status

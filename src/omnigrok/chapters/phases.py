@@ -252,9 +252,9 @@ def verdict(o: Outcome) -> Verdict:
 CRITERION = (
     f"each run's phase from its steps to fit (train acc >= {large_init.MEMORIZED}) and to "
     f"generalize (test acc >= {GENERALIZED}, or {RELATIVE:g}x the standard init's mean final "
-    f"test acc at the same N where that is lower, never below {FLOOR:g}), each held {PERSIST} logged "
-    f"points: grokking if it generalizes at >= {LATE:g}x the step it fit, comprehension if it "
-    "generalizes sooner (or without fitting), memorization if it fits and never generalizes, "
+    f"test acc at the same N where that is lower, never below {FLOOR:g}), each held {PERSIST} "
+    f"logged points: grokking if it generalizes at >= {LATE:g}x the step it fit, comprehension "
+    "if it generalizes sooner (or without fitting), memorization if it fits and never generalizes, "
     "confusion if neither; a cell's phase is its seeds' majority. Reproduced if, with some cell "
     f"comprehending, grokking cells exist, all at α > {STANDARD_INIT:g} and N below the grid's "
     "largest, and along N each of their rows runs memorization → grokking → comprehension"
