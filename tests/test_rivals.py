@@ -2,6 +2,7 @@
 time in plain PyTorch, and a stack mixing them against its runs trained alone."""
 
 import dataclasses
+import functools
 import math
 import re
 import types
@@ -149,6 +150,22 @@ def perp_by_hand(model) -> None:
             p.grad.copy_((orth * g.norm() / (orth.norm() + 1e-30)).view_as(p))
 
 
+def step_by_hand(model, opt, cfg, out, loss_of, ema):
+    """One plain optimizer step with the run's levers written out: the held output scale, the
+    loss, ⊥Grad, then Grokfast's filter; returns the filter's state."""
+    if cfg.logit_scale is not None:
+        out = hold_by_hand(out, cfg.logit_scale)
+    loss = loss_of(out)
+    opt.zero_grad()
+    loss.backward()
+    if cfg.perp_grad:
+        perp_by_hand(model)
+    if cfg.grad_filter == "ema":
+        ema = gradfilter_ema(model, ema, cfg.filter_alpha, cfg.filter_lamb)
+    opt.step()
+    return ema
+
+
 LEVERS = {
     "grokfast": dict(grad_filter="ema", filter_alpha=0.9, filter_lamb=2.0, weight_decay=0.5),
     "stablemax": dict(softmax="stablemax"),
@@ -168,22 +185,10 @@ def test_trainer_equals_a_plain_loop_with_the_lever(lever):
     opt = torch.optim.AdamW(
         model.parameters(), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay
     )
+    ce = stablemax_ce_by_hand if cfg.softmax == "stablemax" else F.cross_entropy
     ema = None
     for _ in range(cfg.steps):
-        out = model(data.x_train)
-        if cfg.logit_scale is not None:
-            out = hold_by_hand(out, cfg.logit_scale)
-        if cfg.softmax == "stablemax":
-            loss = stablemax_ce_by_hand(out, data.y_train)
-        else:
-            loss = F.cross_entropy(out, data.y_train)
-        opt.zero_grad()
-        loss.backward()
-        if cfg.perp_grad:
-            perp_by_hand(model)
-        if cfg.grad_filter == "ema":
-            ema = gradfilter_ema(model, ema, cfg.filter_alpha, cfg.filter_lamb)
-        opt.step()
+        ema = step_by_hand(model, opt, cfg, model(data.x_train), lambda o: ce(o, data.y_train), ema)
     for name, p in model.named_parameters():
         np.testing.assert_allclose(result.weights[name], p.detach().numpy(), rtol=1e-8, atol=1e-11)
     # The lever changed something: the same run without it ends elsewhere.
@@ -215,17 +220,9 @@ def test_mnist_trainer_equals_a_plain_loop_with_the_lever(lever):
     ema = None
     for step in range(cfg.steps):
         idx = batches.indices(step)[0]
-        out = model(data.x_train[idx])
-        if cfg.logit_scale is not None:
-            out = hold_by_hand(out, cfg.logit_scale)
-        loss = F.mse_loss(out, F.one_hot(data.y_train[idx], 10).double())
-        opt.zero_grad()
-        loss.backward()
-        if cfg.perp_grad:
-            perp_by_hand(model)
-        if cfg.grad_filter == "ema":
-            ema = gradfilter_ema(model, ema, cfg.filter_alpha, cfg.filter_lamb)
-        opt.step()
+        target = F.one_hot(data.y_train[idx], 10).double()
+        loss_of = functools.partial(F.mse_loss, target=target)
+        ema = step_by_hand(model, opt, cfg, model(data.x_train[idx]), loss_of, ema)
     linears = [m for m in model if isinstance(m, torch.nn.Linear)]
     for i, lin in enumerate(linears):
         np.testing.assert_allclose(
