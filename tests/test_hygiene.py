@@ -101,10 +101,13 @@ def _colab_badge(notebook: str) -> str:
 
 
 def test_repository_url_is_the_same_everywhere():
-    urls = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["version"] == omnigrok.__version__
+    urls = project["urls"]
     assert urls["Repository"] == urls["Homepage"] == omnigrok.REPOSITORY
     citation = yaml.safe_load((ROOT / "CITATION.cff").read_text())
     assert citation["repository-code"] == omnigrok.REPOSITORY
+    assert citation["version"] == omnigrok.__version__  # one release number everywhere
     assert _colab_badge("claim1") in (ROOT / "README.md").read_text()
 
 

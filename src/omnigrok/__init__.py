@@ -4,7 +4,7 @@ A companion to Liu, Michaud & Tegmark, "Omnigrok: Grokking Beyond Algorithmic Da
 (ICLR 2023). The notebooks in ``notebooks/`` only call this package.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 # Where the notebooks' Colab badges and install cells point. A literal, not read from the
 # installed metadata, so it holds in a source checkout too; tests/test_hygiene.py checks that
