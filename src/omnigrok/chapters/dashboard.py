@@ -11,36 +11,28 @@ from typing import Any
 
 import numpy as np
 
-from omnigrok.chapters import (
-    axes,
-    constraint,
-    delay_gamma,
-    goldilocks,
-    imdb,
-    large_init,
-    modadd_landscape,
-    phases,
-    qm9,
-    representation,
-    rivals,
-)
+from omnigrok.chapters import axes, constraint
+from omnigrok.chapters import chapter as chapter_named
 from omnigrok.chapters.base import Chapter
 from omnigrok.plots import PALETTE, band, log_scale_if_positive, plot_seeds, subplots, themed
 from omnigrok.sweep import MissingRuns
 from omnigrok.verdict import Verdict
 
+
+def _named(*names: str) -> tuple[Chapter, ...]:
+    return tuple(chapter_named(name) for name in names)
+
+
 # The paper's claims, in the book's order: what the dashboard shows a row of.
-CLAIMS: tuple[Chapter, ...] = tuple(m.CHAPTER for m in (goldilocks, large_init, constraint, axes))
+CLAIMS = _named("claim1", "claim2", "claim3", "claim4")
 # The claims on the paper's other tasks: a row each where their runs can be had (a paper
 # build reads the archive, which may not hold them yet: the row then says so).
-TASKS: tuple[Chapter, ...] = (imdb.CHAPTER, qm9.CHAPTER)
+TASKS = _named("imdb", "qm9")
 # The rivals published since the paper, on the same runs: a row, where its runs can be had.
-RIVALS: tuple[Chapter, ...] = (rivals.CHAPTER,)
+RIVALS = _named("rivals")
 # The skeptics' questions answered by runs (claim 1 on the transformer, the delay over two decades
 # of γ, the (α, N) phases, Sec. 4's representation): a row each, likewise where its runs can be had.
-QUESTIONS: tuple[Chapter, ...] = tuple(
-    m.CHAPTER for m in (modadd_landscape, delay_gamma, phases, representation)
-)
+QUESTIONS = _named("landscape_modadd", "delay_gamma", "phases", "representation")
 
 
 @dataclass(frozen=True)

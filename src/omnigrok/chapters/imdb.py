@@ -119,16 +119,15 @@ def best_norm(land: goldilocks.Landscape) -> float:
     return float(land.norm.mean(0)[int(np.nanargmax(land.test_acc.mean(0)))])
 
 
-def with_w_c(s: Setup, progress: bool = True) -> Setup:
-    """``s`` with w_c known: as given, or the landscape's best norm by test accuracy."""
-    return task_claims.with_w_c(s, progress)
+# ``s`` with w_c known: as given, or the landscape's best norm by test accuracy
+# (``Setup.best_norm``).
+with_w_c = task_claims.with_w_c
 
 
 def run(s: Setup, progress: bool = True) -> Outcome:
     """The landscape first when w_c is not given (loaded if stored), then every run in one
     ``run_sweep``."""
-    s = with_w_c(s, progress)
-    return Outcome(s, *task_claims.fetch_all(s, progress))
+    return task_claims.run(Outcome, s, progress)
 
 
 def numbers(o: Outcome) -> dict[str, str]:

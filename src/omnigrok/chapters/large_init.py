@@ -133,12 +133,12 @@ def run(s: Setup, progress: bool = True) -> Outcome:
     return Outcome(s, land.goldilocks().w_c, edge.value, main, sweep, edge)
 
 
-def times(r: RunResult) -> dict[str, float]:
-    """Steps to memorize (train acc >= MEMORIZED) and to generalize (test acc >= GENERALIZED),
-    each held for ``PERSIST`` logged points."""
+def times(r: RunResult, generalized: float = GENERALIZED) -> dict[str, float]:
+    """Steps to memorize (train acc >= MEMORIZED) and to generalize (test acc >=
+    ``generalized``), each held for ``PERSIST`` logged points."""
     return {
         "memorized": first_step_reaching(r.steps, r["train_acc"], MEMORIZED, PERSIST),
-        "generalized": first_step_reaching(r.steps, r["test_acc"], GENERALIZED, PERSIST),
+        "generalized": first_step_reaching(r.steps, r["test_acc"], generalized, PERSIST),
     }
 
 

@@ -36,7 +36,7 @@ from omnigrok import profiles
 from omnigrok.chapters import base, large_init
 from omnigrok.chapters.base import Chapter, fetch
 from omnigrok.config import RunConfig, TaskSpec
-from omnigrok.metrics import PERSIST, first_step_reaching
+from omnigrok.metrics import PERSIST
 from omnigrok.plots import PALETTE, subplots, themed
 from omnigrok.verdict import Verdict, judge
 
@@ -126,15 +126,7 @@ class Outcome:
     def times(self, alpha: float, n_train: int) -> list[dict[str, float]]:
         """Each seed's steps to fit and to generalize (at N's threshold) in the cell (α, N)."""
         threshold = self.threshold(n_train)
-        return [
-            {
-                "memorized": first_step_reaching(
-                    r.steps, r["train_acc"], large_init.MEMORIZED, PERSIST
-                ),
-                "generalized": first_step_reaching(r.steps, r["test_acc"], threshold, PERSIST),
-            }
-            for r in self.results[(alpha, n_train)]
-        ]
+        return [large_init.times(r, threshold) for r in self.results[(alpha, n_train)]]
 
     def phases(self, alpha: float, n_train: int) -> list[str]:
         """Each seed's phase in the cell (α, N)."""

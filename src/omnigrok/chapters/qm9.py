@@ -108,16 +108,14 @@ class Outcome(task_claims.Outcome):
         return upper_edge(land.norm.mean(0), land.mean_test_loss(), self.target, lower=True)
 
 
-def with_w_c(s: Setup, progress: bool = True) -> Setup:
-    """``s`` with w_c known: as given, or the landscape's test-loss minimum."""
-    return task_claims.with_w_c(s, progress)
+# ``s`` with w_c known: as given, or the landscape's test-loss minimum (``Setup.best_norm``).
+with_w_c = task_claims.with_w_c
 
 
 def run(s: Setup, progress: bool = True) -> Outcome:
     """The landscape first when w_c is not given (loaded if stored), then every run in one
     ``run_sweep``."""
-    s = with_w_c(s, progress)
-    return Outcome(s, *task_claims.fetch_all(s, progress))
+    return task_claims.run(Outcome, s, progress)
 
 
 def numbers(o: Outcome) -> dict[str, str]:

@@ -155,6 +155,13 @@ def fetch_all(s: Setup, progress: bool) -> tuple[goldilocks.Landscape, dict[str,
     return land, {regime: [found[c] for c in s.regime_configs(regime)] for regime in REGIMES}
 
 
+def run(outcome: Callable, s: Setup, progress: bool = True):
+    """A task chapter's run: the landscape first when w_c is not given (loaded if stored), then
+    every run in one ``run_sweep``, as the chapter's ``outcome`` (its ``Outcome`` class)."""
+    s = with_w_c(s, progress)
+    return outcome(s, *fetch_all(s, progress))
+
+
 def ratio(later: np.ndarray, earlier: np.ndarray) -> np.ndarray:
     """``later / earlier`` step by step (an earlier step 0 counts as 1), NaN where the earlier
     step never came."""
