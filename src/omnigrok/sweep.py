@@ -62,6 +62,24 @@ def grid(base: RunConfig, **axes: Iterable[Any]) -> list[RunConfig]:
     ]
 
 
+# Runs per stack on a CPU by model family, where stacking does not pay. Measured on this
+# project's 2-core CPU (issue 25), seconds per run-step of Nanda's transformer at P = 113: alone
+# 0.113 on one thread and 0.054 on two; stacked by 5 0.133 and 0.081, by 15 0.144 and 0.081. At
+# P = 59 (the quick profile) alone and stacked by 5 cost the same (0.081 and 0.075 s under
+# load). So on a CPU it trains one run at a time. The MLPs gain from stacking (MNIST K = 20:
+# 3.3x per run), and on a GPU stacking is what makes every family fast: no limit there. Curves
+# do not depend on it beyond float rounding (a stacked run equals its solo run in float64,
+# tests/test_train.py), and keys not at all.
+CPU_STACK = {"transformer": 1}
+
+
+def stack_size(config: RunConfig, device: str | torch.device, max_stack: int) -> int:
+    """How many runs of ``config``'s shape train as one stack on ``device``."""
+    if torch.device(device).type == "cpu":
+        return min(max_stack, CPU_STACK.get(config.model.kind, max_stack))
+    return max_stack
+
+
 def group_by_shape(configs: Sequence[RunConfig]) -> list[list[int]]:
     """Indices of ``configs`` grouped by ``RunConfig.shape``, in first-seen order."""
     groups: dict[tuple, list[int]] = {}
@@ -83,14 +101,15 @@ def training_plan(
     n_asked: int,
     missing: Sequence[RunConfig],
     groups: Sequence[Sequence[int]],
-    max_stack: int,
+    sizes: Sequence[int],
     on_ray: bool = False,
 ) -> str:
     """One line saying what is about to train, so a notebook rerun that trains for minutes says
     so up front instead of sitting silent until the first bar appears.
 
     Run-steps (the sum of the missing runs' steps) measure the work, whatever the stacking."""
-    stacks = sum(-(-len(group) // max_stack) for group in groups)  # ceil: chunks of max_stack
+    # ceil: each group in chunks of its stack size
+    stacks = sum(-(-len(group) // size) for group, size in zip(groups, sizes, strict=True))
     run_steps = sum(c.steps for c in missing)
     stored = n_asked - len(missing)
     bars = (
@@ -139,8 +158,10 @@ def run_sweep(
         raise MissingRuns(missing)
     groups = group_by_shape(missing)
     on_ray = ex.kind == "ray"
+    # On Ray each worker picks its device: stacks keep max_stack there.
+    sizes = [max_stack if on_ray else stack_size(missing[g[0]], dev, max_stack) for g in groups]
     if missing and progress:
-        plan = training_plan(len(results) + len(missing), missing, groups, max_stack, on_ray)
+        plan = training_plan(len(results) + len(missing), missing, groups, sizes, on_ray)
         print(plan, flush=True)
     if on_ray:
         stacks = [
@@ -158,8 +179,8 @@ def run_sweep(
             deadline,
         )
         return [results[c] for c in configs]
-    for group in groups:
-        for chunk in _chunks([missing[i] for i in group], max_stack):
+    for group, size in zip(groups, sizes, strict=True):
+        for chunk in _chunks([missing[i] for i in group], size):
             checkpoint = store.checkpoint_path(chunk)
             with stack_lock(checkpoint):
                 for config in chunk:
