@@ -1,13 +1,15 @@
 """Build the HTML book in one command: execute the chapter notebooks, then run Jupyter Book.
 
-    python book/build.py                  # the paper's runs, read from archive/paper
-    python book/build.py --profile quick  # a CPU rerun: trains (about 30 min on 2 cores)
+    python book/build.py                  # from the committed archives, training nothing
+    python book/build.py --profile paper  # the paper archive only (every part stored)
+    python book/build.py --profile quick  # a CPU rerun: trains (hours on 2 cores)
     python book/build.py --profile quick --executor ray:auto  # its stacks on a Ray cluster
 
-The ``paper`` profile trains nothing: every run is read from the paper archive
-(``omnigrok.archive``). When the archive lacks runs a chapter reads, the build stops before
-executing anything and names the command that produces them; ``--partial`` builds the
-chapters the archive covers and puts a page saying what is missing in place of the rest.
+The default (``archived``) trains nothing: each chapter is read from the paper archive when
+that holds every part the chapter reads, else from the quick archive (the CPU miniature), and
+its page says which in its first lines (``omnigrok.archive.book_profiles``). A chapter that
+neither archive holds stops the build before anything is executed, naming the command that
+produces it. ``--profile paper`` reads the paper archive alone and stops likewise.
 
 Chapters are listed in book/_toc.yml; an entry ``_nb/<name>`` means: execute
 ``notebooks/<name>.ipynb`` with papermill (parameter ``profile``) into ``book/_nb/<name>.ipynb``.
@@ -29,7 +31,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from omnigrok import archive
+from omnigrok import archive, profiles
+from omnigrok.chapters import CHAPTERS, dashboard
 from omnigrok.executors import EXECUTOR_ENV, EXECUTOR_HELP, resolve_executor
 from omnigrok.report import chapter_title
 from omnigrok.store import default_root
@@ -40,7 +43,13 @@ NB_OUT = BOOK / "_nb"
 MATHJAX_CACHE = BOOK / "_mathjax"
 MATHJAX_SITE = BOOK / "_extra" / "mathjax"
 FIGURES = BOOK / "_figures"
-PROFILES = ("smoke", "quick", "paper")
+ARCHIVED = "archived"  # each chapter from the committed archives, paper where stored, else quick
+PROFILES = (ARCHIVED, "paper", "quick", "smoke")
+# Pages that read other chapters' outcomes: built with ``archived`` they show each row at its
+# chapter's profile (omnigrok.chapters.dashboard). Pages outside CHAPTERS and these (the
+# performance page) show measurements of the machine, not runs: they are built at ``paper``.
+MIXED = ("dashboard", "discussion")
+GENERATED = BOOK / "_generated"  # markdown the build writes for intro.md to include
 # The jupyter-book beside this interpreter, so the book is built by the environment that runs
 # the notebooks, not by whichever jupyter-book comes first on PATH.
 JUPYTER_BOOK = Path(sys.executable).with_name("jupyter-book")
@@ -112,28 +121,76 @@ def ensure_mathjax() -> None:
     shutil.copytree(es5, MATHJAX_SITE, dirs_exist_ok=True)
 
 
-def placeholder(name: str, parts: list[str], notebooks: Path) -> None:
-    """A page for chapter ``name`` whose archived runs are incomplete: what is missing and
-    the command that produces it (``--partial`` builds)."""
+ALL_CHAPTERS = [c.name for c in CHAPTERS]
+
+
+def chapter_profiles(names: list[str], profile: str) -> dict[str, tuple[str, list[str]]]:
+    """The profile of each page in ``names`` and of every chapter in ``CHAPTERS`` (the mixed
+    pages read them all, the width study too), with the paper parts each lacks.
+
+    Raises ``archive.ArchiveIncomplete`` (naming the producer command) when a chapter's runs
+    are in no archive this build may read."""
+    if profile != ARCHIVED:
+        return {name: (profile, []) for name in [*names, *ALL_CHAPTERS]}
+    shown = archive.book_profiles(ALL_CHAPTERS)
+    others = {name: (ARCHIVED if name in MIXED else "paper", []) for name in names}
+    return {**others, **shown}
+
+
+def shown_line(name: str, profile: str, lacking: list[str]) -> str:
+    """What a page shows, for its first lines: the profile, its seeds and departures."""
+    if name not in profiles.CHAPTER_TABLES:
+        return ""  # the mixed pages' banner says it (report.PROFILE_BANNERS["archived"])
+    if profile == "paper":
+        n = len(profiles.seeds("paper", name))
+        return (
+            f"**Shown here: the paper's settings, {n} seeds**, read from the verified paper "
+            "archive (`archive/paper`)."
+        )
     text = (
-        f"# {chapter_title(notebooks / f'{name}.ipynb')} (not in the archive yet)\n\n"
-        f"This chapter reads the paper archive's part(s) {', '.join(parts)}, which the archive "
-        "does not hold completely yet, so this build shows no numbers or verdict for it. "
-        "Produce the missing runs (resumable, within a time budget; a GPU is much faster for "
-        "modular addition and the width study) and build again:\n\n"
-        "```bash\npython -m omnigrok archive --profile paper --device auto --budget-s 540\n"
-        "python -m omnigrok archive --status\n```\n\n"
-        "or rebuild the chapter on a CPU with `python book/build.py --profile quick`."
+        f"**Shown here: the CPU miniature (`{profile}`)**, not the paper's settings: "
+        f"{profiles.departures(name, profile)}."
     )
-    cell = {"cell_type": "markdown", "id": "missing", "metadata": {}, "source": text}
-    notebook = {
-        "cells": [cell],
-        "metadata": {"papermill": {"parameters": {"profile": "paper"}}, "omnigrok_missing": parts},
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    }
-    NB_OUT.mkdir(exist_ok=True)
-    (NB_OUT / f"{name}.ipynb").write_text(json.dumps(notebook, indent=1) + "\n")
+    if lacking:
+        text += (
+            " The paper's runs for this chapter are not stored yet "
+            f"(`{archive.producer_command('paper', lacking)}` produces them)."
+        )
+    return text
+
+
+def label_page(notebook: Path, name: str, profile: str, lacking: list[str]) -> None:
+    """Say what the page shows right under its title, and mark a miniature's title (the
+    sidebar's entry) with its profile: "· quick"."""
+    line = shown_line(name, profile, lacking)
+    if not line:
+        return
+    nb = json.loads(notebook.read_text())
+    title = nb["cells"][0]
+    lines = "".join(title["source"]).splitlines(keepends=True)
+    if profile not in ("paper", ARCHIVED) and lines and lines[0].startswith("# "):
+        lines[0] = lines[0].rstrip("\n") + f" · {profile}\n"
+        title["source"] = lines
+    cell = {"cell_type": "markdown", "id": "shown-profile", "metadata": {}, "source": line}
+    nb["cells"].insert(1, cell)
+    notebook.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+
+
+def write_profiles_table(
+    names: list[str], shown: dict[str, tuple[str, list[str]]], notebooks: Path
+) -> None:
+    """``_generated/profiles.md``, which intro.md includes: each chapter's profile here."""
+    lines = ["| chapter | shown at |", "|---|---|"]
+    for name in names:
+        profile = shown[name][0]
+        if name in profiles.CHAPTER_TABLES:
+            label = {"paper": "paper settings, 5 seeds"}.get(
+                profile, f"CPU miniature (`{profile}`)"
+            )
+            title = chapter_title(notebooks / f"{name}.ipynb")
+            lines.append(f"| {{doc}}`{title} </_nb/{name}>` | {label} |")
+    GENERATED.mkdir(exist_ok=True)
+    (GENERATED / "profiles.md").write_text("\n".join(lines) + "\n")
 
 
 def hide_parameters(notebook: Path) -> None:
@@ -166,8 +223,11 @@ def drop_colab_badge(notebook: Path) -> None:
     notebook.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 
-def execute(names: list[str], notebooks: Path, profile: str) -> tuple[dict[str, float], list[Path]]:
-    """Run each notebook through papermill; return seconds per notebook and the failed outputs.
+def execute(
+    names: list[str], notebooks: Path, shown: dict[str, tuple[str, list[str]]]
+) -> tuple[dict[str, float], list[Path]]:
+    """Run each notebook through papermill at its profile in ``shown`` (``chapter_profiles``),
+    then label its page; return seconds per notebook and the failed outputs.
 
     A failure does not stop the others (each is independent and may be long), and its partially
     executed notebook stays in book/_nb so the traceback can be read there.
@@ -189,13 +249,14 @@ def execute(names: list[str], notebooks: Path, profile: str) -> tuple[dict[str, 
             papermill.execute_notebook(
                 source,
                 output,
-                parameters={"profile": profile},
+                parameters={"profile": shown[name][0]},
                 kernel_name="python3",
                 cwd=notebooks,
                 progress_bar=False,
             )
             hide_parameters(output)
             drop_colab_badge(output)
+            label_page(output, name, *shown[name])
         except PapermillExecutionError as error:
             failed.append(output)
             print(f"FAILED {name}: {error.ename}: {error.evalue}; see {output}", file=sys.stderr)
@@ -209,19 +270,20 @@ def execute(names: list[str], notebooks: Path, profile: str) -> tuple[dict[str, 
 
 def executed_profile(names: list[str]) -> str | None:
     """The profile papermill recorded in the executed notebooks (None if absent or mixed)."""
-    profiles = {
+    found = {
         json.loads((NB_OUT / f"{name}.ipynb").read_text())["metadata"]
         .get("papermill", {})
         .get("parameters", {})
         .get("profile")
         for name in names
     }
-    return profiles.pop() if len(profiles) == 1 else None
+    return found.pop() if len(found) == 1 else None
 
 
 def jupyter_book(names: list[str]) -> int:
     """Build the HTML with warnings as errors; ``--all`` so no warning hides in a cached page."""
     missing = [name for name in names if not (NB_OUT / f"{name}.ipynb").is_file()]
+    missing += [] if (GENERATED / "profiles.md").is_file() else ["_generated/profiles.md"]
     if missing:
         print(f"not executed yet (run without --skip-execute): {missing}", file=sys.stderr)
         return 1
@@ -239,13 +301,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile",
         choices=PROFILES,
-        default="paper",
-        help="paper: read the archive, train nothing (default); quick/smoke: train on this machine",
-    )
-    parser.add_argument(
-        "--partial",
-        action="store_true",
-        help="paper: build the chapters the archive covers, mark the others (default: stop)",
+        default=ARCHIVED,
+        help="archived: every chapter from the committed archives, at paper settings where "
+        "stored, else the quick miniature; trains nothing (default). paper: the paper archive "
+        "alone. quick/smoke: train on this machine",
     )
     parser.add_argument("--notebooks", type=Path, default=REPO / "notebooks")
     parser.add_argument(
@@ -275,19 +334,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.executor is not None:
         # ... and train their stacks where this says (every kernel joins the same cluster).
         os.environ[EXECUTOR_ENV] = args.executor
-    if args.profile == "paper":
-        # The kernels inherit this: a run missing from the archive is an error, never hours of
+    if args.profile in (ARCHIVED, "paper"):
+        # The kernels inherit this: a run missing from the archives is an error, never hours of
         # training by surprise.
         os.environ["OMNIGROK_TRAIN"] = "0"
 
     start = time.perf_counter()
     names = chapter_names()
+    notebooks = args.notebooks.resolve()
     seconds: dict[str, float] = {}
-    lacking: dict[str, list[str]] = {}
+    shown: dict[str, tuple[str, list[str]]] = {}
     status = 0
     if not args.skip_execute:
         shutil.rmtree(FIGURES, ignore_errors=True)  # no figure of an earlier build survives
-        notebooks = args.notebooks.resolve()
         absent = [name for name in names if not (notebooks / f"{name}.ipynb").is_file()]
         if absent:
             print(f"_toc.yml lists notebooks missing from {notebooks}: {absent}", file=sys.stderr)
@@ -295,29 +354,37 @@ def main(argv: list[str] | None = None) -> int:
         print(f"profile {args.profile}, results in {os.environ['OMNIGROK_RESULTS']}")
         if args.profile == "paper":
             lacking = archive.missing_chapters(names, "paper")
-            if lacking and not args.partial:
+            if lacking:
                 for name, parts in lacking.items():
                     print(f"{name}: the archive lacks runs of {', '.join(parts)}", file=sys.stderr)
+                parts = [p for p in archive.PARTS if any(p in ps for ps in lacking.values())]
                 print(
-                    "produce them with `python -m omnigrok archive --profile paper` (see "
-                    "`--status`), or build what is there with --partial",
+                    f"produce them with `{archive.producer_command('paper', parts)}` "
+                    "(see `--status`), or build from both archives without --profile",
                     file=sys.stderr,
                 )
                 return 1
-            for name, parts in lacking.items():
-                placeholder(name, parts, notebooks)
-        seconds, failed = execute([n for n in names if n not in lacking], notebooks, args.profile)
+        try:
+            shown = chapter_profiles(names, args.profile)
+        except archive.ArchiveIncomplete as err:
+            print(f"cannot build the book: {err}", file=sys.stderr)
+            return 1
+        # The mixed pages (dashboard, discussion) read each chapter at this same profile.
+        decided = {name: shown[name][0] for name in ALL_CHAPTERS}
+        os.environ[dashboard.BOOK_PROFILES_ENV] = json.dumps(decided)
+        seconds, failed = execute(names, notebooks, shown)
         if failed:
             print(f"{len(failed)} notebook(s) failed; not building the HTML", file=sys.stderr)
             status = 1
+        write_profiles_table(names, shown, notebooks)
     if status == 0:
         status = jupyter_book(names)
 
     total = round(time.perf_counter() - start, 2)
     report = {
         "profile": args.profile if not args.skip_execute else executed_profile(names),
+        "chapter_profiles": {name: shown[name][0] for name in names if name in shown},
         "notebook_seconds": seconds,
-        "not_in_archive": lacking,
         "total_seconds": total,
         "ok": status == 0,
     }

@@ -25,6 +25,7 @@ from omnigrok.train import BudgetExhausted, train_ensemble
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER = REPO / "archive" / "paper"
+QUICK = REPO / "archive" / "quick"
 MANIFEST_FIELDS = {"config", "key", "sha256", "device", "device_name", "dtype", "torch", "commit"}
 
 
@@ -209,33 +210,84 @@ def test_cli_rejects_bad_parts_tasks_and_keys(produced, capsys):
 # -- the committed paper archive ------------------------------------------------------------
 
 
-def test_the_paper_archive_is_small_pickle_free_and_fully_manifested():
+def test_the_archives_are_small_pickle_free_and_fully_manifested():
     tracked = subprocess.run(
         ["git", "ls-files", "archive"], cwd=REPO, capture_output=True, text=True, check=True
     ).stdout.split()
-    assert tracked, "the paper archive is not committed"
+    for folder in ("archive/paper/", "archive/quick/"):
+        assert any(f.startswith(folder) for f in tracked), f"{folder} is not committed"
     assert not [f for f in tracked if not f.endswith((".npz", ".json", ".md"))]
     size = sum((REPO / f).stat().st_size for f in tracked)
-    assert size <= 25e6, f"the archive takes {size / 1e6:.1f} MB (at most 25 MB)"
-    keys = archive.archived_keys(PAPER)
-    for key in keys:
-        meta = json.loads((PAPER / key[:2] / key / "meta.json").read_text())
-        assert MANIFEST_FIELDS <= set(meta), key
-        assert "+dirty" not in meta["commit"], f"{key} was produced by uncommitted code"
+    assert size <= 40e6, f"the archives take {size / 1e6:.1f} MB (at most 40 MB)"
+    for folder in (PAPER, QUICK):
+        for key in archive.archived_keys(folder):
+            meta = json.loads((folder / key[:2] / key / "meta.json").read_text())
+            assert MANIFEST_FIELDS <= set(meta), key
+            assert "+dirty" not in meta["commit"], f"{key} was produced by uncommitted code"
 
 
-def test_the_paper_archive_verifies_one_run_per_task():
+@pytest.mark.parametrize(
+    ("folder", "tasks"),
+    [
+        (PAPER, {"mnist", "teacher_student", "qm9"}),
+        (QUICK, {"mnist", "teacher_student", "modadd", "imdb", "qm9"}),
+    ],
+    ids=["paper", "quick"],
+)
+def test_the_archives_verify_one_run_per_task(folder, tasks):
     """CI's check of the archive: every checksum and key, and one run per task recomputed."""
-    checks = archive.verify(PAPER)
-    # And the paper's headline run (claim 2: MNIST, α = 8, γ = 0.01, seed 0).
-    headline = run_key(mnist_run())
-    checks += [c for c in archive.verify(PAPER, keys=[headline]) if c.key == headline]
-    assert any(c.key == headline for c in checks)
-    tasks = {
-        json.loads((PAPER / c.key[:2] / c.key / "meta.json").read_text())["config"]["task"]["name"]
+    checks = archive.verify(folder)
+    assert all(c.ok for c in checks), "\n".join(c.line() for c in checks if not c.ok)
+    found = {
+        json.loads((folder / c.key[:2] / c.key / "meta.json").read_text())["config"]["task"]["name"]
         for c in checks
     }
-    assert {"mnist", "teacher_student"} <= tasks
+    assert found == tasks
+
+
+def test_the_quick_archive_holds_every_chapter_at_quick():
+    """Every part at the quick profile is complete: the book never needs a placeholder."""
+    lacking = [s.line() for s in archive.status("quick", QUICK) if not s.complete]
+    assert not lacking, "\n".join(lacking)
+
+
+def _copy_archives(tmp_path: Path) -> tuple[Path, Path]:
+    paper, quick = tmp_path / "paper", tmp_path / "quick"
+    shutil.copytree(PAPER, paper, ignore=shutil.ignore_patterns("checkpoints"))
+    shutil.copytree(QUICK, quick, ignore=shutil.ignore_patterns("checkpoints"))
+    return paper, quick
+
+
+def test_the_book_shows_a_chapter_at_paper_once_its_paper_parts_are_stored(tmp_path):
+    """A chapter is shown at paper settings exactly when the paper archive holds every part it
+    reads, else from the quick archive, and switches by itself when a part is completed."""
+    paper, quick = _copy_archives(tmp_path)
+    complete = {s.name for s in archive.status("paper", [paper]) if s.complete}
+    assert {"claim1", "claim2"} <= complete and "claim4" not in complete
+    shown = archive.book_profiles(["claim1", "claim2", "claim4"], [paper, quick])
+    assert shown["claim1"] == ("paper", []) and shown["claim2"] == ("paper", [])
+    assert shown["claim4"] == ("quick", ["claim4"])
+    # Take one run of claim 2's part out: claim 2 falls back to quick, claim 1 stays.
+    (one,) = archive.part("claim2", "paper", [paper]).configs[:1]
+    held = tmp_path / "held"
+    shutil.move(ResultStore(paper, archives=()).path(one), held)
+    shown = archive.book_profiles(["claim1", "claim2"], [paper, quick])
+    assert shown == {"claim1": ("paper", []), "claim2": ("quick", ["claim2"])}
+    # Complete the part again (the run committed): claim 2 is at paper with no other change.
+    shutil.move(held, ResultStore(paper, archives=()).path(one))
+    assert archive.book_profiles(["claim2"], [paper, quick])["claim2"] == ("paper", [])
+
+
+def test_a_chapter_in_neither_archive_is_an_error_naming_the_producer(tmp_path):
+    with pytest.raises(archive.ArchiveIncomplete) as err:
+        archive.book_profiles(["claim1", "claim4"], [tmp_path / "none"])
+    assert "claim1 (python -m omnigrok archive --profile quick --parts claim1)" in str(err.value)
+    assert "claim4 (python -m omnigrok archive --profile quick --parts claim4)" in str(err.value)
+
+
+def test_the_paper_archive_verifies_its_headline_run():
+    checks = archive.verify(PAPER, keys=[run_key(mnist_run())])
+    # The paper's headline run (claim 2: MNIST, α = 8, γ = 0.01, seed 0).
     assert all(c.ok for c in checks), "\n".join(c.line() for c in checks if not c.ok)
 
 
@@ -292,3 +344,28 @@ def test_every_cli_flag_has_help_and_the_cli_has_a_version(capsys):
             if action.dest != "help" and name != "omnigrok":
                 assert action.help, f"{name} {action.option_strings or action.dest} has no help"
     assert {"omnigrok results list", "omnigrok results export"} <= set(checked)
+
+
+def test_on_a_cpu_the_transformer_trains_one_run_per_stack(tmp_path, monkeypatch):
+    """Stacking costs the transformer on a CPU (sweep.CPU_STACK); the MLPs still stack."""
+    from omnigrok import sweep
+    from omnigrok.tasks import modadd_run
+
+    stacks = []
+    real = sweep.train_ensemble
+
+    def spy(configs, **kw):
+        stacks.append((configs[0].model.kind, len(configs)))
+        return real(configs, **kw)
+
+    monkeypatch.setattr(sweep, "train_ensemble", spy)
+    modadd = [modadd_run(p=23, train_frac=0.5, steps=3, n_log=4, seed=s) for s in range(3)]
+    runs = [*modadd, _tiny(0), _tiny(1)]
+    run_sweep(runs, ResultStore(tmp_path, archives=()), "cpu", progress=False)
+    assert sorted(stacks) == [
+        ("mlp", 2),
+        ("transformer", 1),
+        ("transformer", 1),
+        ("transformer", 1),
+    ]
+    assert sweep.stack_size(modadd[0], "cuda", 64) == 64

@@ -224,15 +224,14 @@ def test_mathjax_typesets_intro(html: Path, chromium: str, tmp_path: Path) -> No
 
 
 @pytest.fixture(scope="module")
-def paper_book(html: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The README's book command, ``build.py --partial`` (profile paper), run on a copy of
-    the book folder so the smoke build's pages stay: it reads the committed archive, trains
-    nothing, and marks the chapters whose runs the archive lacks."""
-    root = tmp_path_factory.mktemp("paper_book")
-    ignore = shutil.ignore_patterns("_build", "_nb", "__pycache__")
+def archived_book(html: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The README's book command, plain ``build.py`` (from the committed archives), run on a
+    copy of the book folder so the smoke build's pages stay."""
+    root = tmp_path_factory.mktemp("archived_book")
+    ignore = shutil.ignore_patterns("_build", "_nb", "_generated", "__pycache__")
     shutil.copytree(BOOK, root / "book", ignore=ignore)
-    env = {**os.environ, "OMNIGROK_ARCHIVE": str(REPO / "archive" / "paper")}
-    command = [sys.executable, str(root / "book" / "build.py"), "--partial"]
+    env = {k: v for k, v in os.environ.items() if k != "OMNIGROK_ARCHIVE"}  # the committed ones
+    command = [sys.executable, str(root / "book" / "build.py")]
     build = subprocess.run(
         [*command, "--notebooks", str(REPO / "notebooks"), "--results", str(root / "results")],
         capture_output=True,
@@ -241,41 +240,66 @@ def paper_book(html: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         env=env,
     )
     assert build.returncode == 0, (
-        f"paper build failed:\n{build.stdout[-6000:]}\n{build.stderr[-6000:]}"
+        f"archived build failed:\n{build.stdout[-6000:]}\n{build.stderr[-6000:]}"
     )
     return root
 
 
-def test_paper_book_trains_nothing_and_marks_what_the_archive_lacks(paper_book: Path) -> None:
-    report = json.loads((paper_book / "book" / "_build" / "build_report.json").read_text())
-    assert report["ok"] and report["profile"] == "paper"
-    assert not list((paper_book / "results").rglob("meta.json")), "the paper build trained runs"
-    built = paper_book / "book" / "_build" / "html" / "_nb"
+# Pages that judge no claim: the performance page measures the machine, and the mixed pages
+# (dashboard, discussion) show other chapters' verdicts as statuses, not a verdict of their own.
+NO_VERDICT = ("performance", "dashboard", "discussion")
+
+
+def test_the_default_book_shows_every_chapter_with_figures_verdicts_and_profiles(archived_book):
+    report = json.loads((archived_book / "book" / "_build" / "build_report.json").read_text())
+    assert report["ok"] and report["profile"] == "archived"
+    assert not list((archived_book / "results").rglob("meta.json")), "the build trained runs"
+    built = archived_book / "book" / "_build" / "html" / "_nb"
+    shown = report["chapter_profiles"]
+    assert set(shown) == set(CHAPTERS)
     for name in CHAPTERS:
-        text = "".join(parse(built / f"{name}.html").page_text)
-        if name in report["not_in_archive"]:
-            assert "(not in the archive yet)" in text and "omnigrok archive" in text, name
-            title = book_build.chapter_title(REPO / "notebooks" / f"{name}.ipynb")
-            # Sphinx turns straight quotes into typographic ones.
-            assert title in text.replace("\u2019", "'") and title != name, name
-        elif name.startswith("claim"):
-            assert "Profile paper" in text.replace("`", ""), f"{name} does not say its profile"
-    assert {"claim1", "claim2"} <= set(report["notebook_seconds"]), "claims 1-2 are archived"
+        page = parse(built / f"{name}.html")
+        text = "".join(page.page_text).replace("`", "").replace("\u2019", "'")
+        figures = [src for src in page.images + page.figures if src.endswith((".png", ".svg"))]
+        assert figures, f"{name}: no figure"
+        assert "not in the archive yet" not in text, f"{name}: a placeholder"
+        if name not in NO_VERDICT:
+            assert re.search(
+                r"Verdict: (reproduced|partly reproduced|not reproduced|not tested)\.", text
+            ), name
+            if shown[name] == "paper":
+                assert "Shown here: the paper's settings, 5 seeds" in text, name
+            else:
+                assert shown[name] == "quick", name
+                assert "Shown here: the CPU miniature (quick)" in text, name
+                assert "python -m omnigrok archive --profile paper --parts" in text, name
+                title = book_build.chapter_title(built.parents[2] / "_nb" / f"{name}.ipynb")
+                assert title.endswith(" · quick"), f"{name}: the sidebar does not mark it"
+    for name in ("dashboard", "discussion"):
+        assert shown[name] == "archived"
+    dashboard = "".join(parse(built / "dashboard.html").page_text)
+    assert "Every chapter as the book shows it" in dashboard
+    for profile in set(shown.values()) - {"archived"}:
+        assert profile in dashboard, f"the dashboard names no {profile} row"
+    intro = "".join(parse(built.parent / "intro.html").page_text)
+    assert "paper settings, 5 seeds" in intro and "CPU miniature (quick)" in intro.replace("`", "")
 
 
-def test_paper_build_stops_before_executing_when_the_archive_lacks_runs(tmp_path) -> None:
+def test_builds_stop_before_executing_when_the_archives_lack_runs(tmp_path) -> None:
     env = {**os.environ, "OMNIGROK_ARCHIVE": str(tmp_path / "empty")}
-    build = subprocess.run(
-        [sys.executable, str(BOOK / "build.py"), "--results", str(tmp_path / "results")],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=env,
-        timeout=300,
-    )
-    assert build.returncode == 1
-    assert "python -m omnigrok archive --profile paper" in build.stderr
-    assert not (tmp_path / "results").exists()
+    for profile, names in (("archived", "--profile quick --parts"), ("paper", "--profile paper")):
+        build = subprocess.run(
+            [sys.executable, str(BOOK / "build.py"), "--profile", profile]
+            + ["--results", str(tmp_path / "results")],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            env=env,
+            timeout=300,
+        )
+        assert build.returncode == 1, profile
+        assert f"python -m omnigrok archive {names}" in build.stderr, build.stderr
+        assert not (tmp_path / "results").exists()
 
 
 def test_book_pages_drop_the_colab_badge(tmp_path: Path) -> None:

@@ -1,10 +1,12 @@
-"""The paper archive: stored runs at the paper's settings, read by the book, checked by verify.
+"""The archives: stored runs read by the book, checked by verify.
 
-The archive is a results store (``omnigrok.store``) committed to the repository under
-``archive/paper``: one folder per run with its curves (npz, no pickle) and its manifest
-(``meta.json``: full config, key, device, dtype, torch, commit, wall time, checksum).
-Checkpoints are never archived. ``$OMNIGROK_ARCHIVE`` names other archive folders
-(``os.pathsep``-separated; empty for none).
+An archive is a results store (``omnigrok.store``) committed to the repository: ``archive/paper``
+at the paper's settings, ``archive/quick`` at the ``quick`` profile's (the CPU miniature); one
+folder per run with its curves (npz, no pickle) and its manifest (``meta.json``: full config,
+key, device, dtype, torch, commit, wall time, checksum). Checkpoints are never archived.
+``$OMNIGROK_ARCHIVE`` names other archive folders (``os.pathsep``-separated; empty for none).
+The book shows each chapter from the paper archive when that holds every part the chapter
+reads, else from the quick archive (``book_profiles``).
 
 ``produce`` trains what the archive lacks within a time budget, in priority order (claim 4, 3,
 2, 1, then the width study), checkpointing so that a budget can end at any step without losing
@@ -32,6 +34,7 @@ from omnigrok.config import RunConfig, run_key
 from omnigrok.executors import Executor, resolve_executor
 from omnigrok.store import (
     ARCHIVE_ENV,
+    COMMITTED_ARCHIVES,
     CURVES,
     PAPER_ARCHIVE,
     CorruptResult,
@@ -93,7 +96,17 @@ class Part:
     waiting: str = ""
 
 
-def part(name: str, profile: str, archive: Path) -> Part:
+Archives = Path | Sequence[Path]
+
+
+def _layers(archive: Archives | None) -> list[Path]:
+    """``archive`` as the list of folders searched in order (None: the default archives)."""
+    if archive is None:
+        return default_archives()
+    return [Path(archive)] if isinstance(archive, str | Path) else [Path(a) for a in archive]
+
+
+def part(name: str, profile: str, archive: Archives) -> Part:
     """The runs of part ``name`` for ``profile``: its chapter's runs at its defaults, less
     those of the other parts it reads (claim 2's and 3's copy of claim 1's landscape)."""
     if name not in PARTS:
@@ -111,21 +124,23 @@ def part(name: str, profile: str, archive: Path) -> Part:
     return Part(name, tuple(c for c in s.configs() if c not in others), waiting)
 
 
-def _prepared(ch: Chapter, profile: str, archive: Path) -> tuple[Any, str]:
+def _prepared(ch: Chapter, profile: str, archive: Archives) -> tuple[Any, str]:
     """``ch``'s setup at its defaults for ``profile``, with what its runs wait on read from
     ``archive`` where it holds it (else the chapter's wait message)."""
     s = ch.setup(profile, device="cpu")
     if ch.prepare is None:
         return s, ""
     try:
-        with _environ(**{TRAIN_ENV: "0", ARCHIVE_ENV: str(archive)}):
+        layers = os.pathsep.join(str(a) for a in _layers(archive))
+        with _environ(**{TRAIN_ENV: "0", ARCHIVE_ENV: layers}):
             return ch.prepare(s, progress=False), ""
     except MissingRuns:
         return s, ch.waits
 
 
-def _manifests(archive: Path, configs: Sequence[RunConfig]) -> list[dict]:
-    store = ResultStore(archive, archives=())
+def _manifests(archive: Archives, configs: Sequence[RunConfig]) -> list[dict]:
+    layers = _layers(archive) or [PAPER_ARCHIVE / "none"]  # none: a folder holding nothing
+    store = ResultStore(layers[0], archives=layers[1:])
     found = [store.where(c) for c in configs]
     return [json.loads((f / "meta.json").read_text()) for f in found if f is not None]
 
@@ -166,20 +181,12 @@ class PartStatus:
         return f"{name}: {self.stored}/{self.total} runs, {state}{wait}; device time {secs}"
 
 
-def reading_archive() -> Path | None:
-    """The archive the chapters read (``default_archives``' first), or None."""
-    found = default_archives()
-    return found[0] if found else None
-
-
-def status(profile: str = "paper", archive: Path | None = None) -> list[PartStatus]:
-    """What ``archive`` (None: the one the chapters read) holds of each part, in priority
-    order; with no archive at all, nothing is stored."""
-    # No archive at all: a folder that does not exist, which holds nothing.
-    archive = Path(archive or reading_archive() or PAPER_ARCHIVE / "none")
+def status(profile: str = "paper", archive: Archives | None = None) -> list[PartStatus]:
+    """What ``archive`` (a folder or folders searched in order; None: the default archives,
+    those the chapters read) holds of each part at ``profile``, in priority order."""
     out = []
     for name in PARTS:
-        p = part(name, profile, archive)
+        p = part(name, profile, _layers(archive))
         manifests = _manifests(archive, p.configs)
         out.append(
             PartStatus(name, len(p.configs), len(manifests), p.waiting, device_seconds(manifests))
@@ -187,7 +194,7 @@ def status(profile: str = "paper", archive: Path | None = None) -> list[PartStat
     return out
 
 
-def status_table(profile: str = "paper", archive: Path | None = None) -> str:
+def status_table(profile: str = "paper", archive: Archives | None = None) -> str:
     """``status`` as a markdown table: part, runs stored, device time per machine."""
     lines = ["| part | runs stored | device time | left |", "|---|---|---|---|"]
     for s in status(profile, archive):
@@ -201,7 +208,9 @@ def status_table(profile: str = "paper", archive: Path | None = None) -> str:
     return "\n".join(lines)
 
 
-def missing_chapters(chapters: Sequence[str], profile: str, archive: Path | None = None) -> dict:
+def missing_chapters(
+    chapters: Sequence[str], profile: str, archive: Archives | None = None
+) -> dict[str, list[str]]:
     """Chapter -> the incomplete parts it reads (only chapters with some)."""
     incomplete = {s.name for s in status(profile, archive) if not s.complete}
     out = {}
@@ -209,6 +218,49 @@ def missing_chapters(chapters: Sequence[str], profile: str, archive: Path | None
         lacking = [p for p in CHAPTER_PARTS.get(chapter, PARTS) if p in incomplete]
         if lacking:
             out[chapter] = lacking
+    return out
+
+
+def committed_archive(profile: str) -> Path:
+    """The repository's archive for ``profile`` (``archive/paper`` or ``archive/quick``)."""
+    if profile not in COMMITTED_ARCHIVES:
+        raise ValueError(
+            f"profile {profile!r} has no committed archive (only {', '.join(COMMITTED_ARCHIVES)});"
+            " name a folder with archive="
+        )
+    return COMMITTED_ARCHIVES[profile]
+
+
+def producer_command(profile: str, parts: Sequence[str]) -> str:
+    """The command that stores ``parts`` at ``profile`` in its committed archive."""
+    return f"python -m omnigrok archive --profile {profile} --parts {','.join(parts)}"
+
+
+class ArchiveIncomplete(Exception):
+    """A chapter whose runs neither committed archive holds completely."""
+
+
+def book_profiles(
+    chapters: Sequence[str], archive: Archives | None = None
+) -> dict[str, tuple[str, list[str]]]:
+    """Chapter -> (the profile the book shows it at, the paper parts it still lacks): ``paper``
+    when the archives hold every paper part the chapter reads, else ``quick`` when they hold
+    every quick one. Nothing is trained to decide, so a completed and committed paper part
+    switches its chapters to paper settings at the next build with no other change. Raises
+    ``ArchiveIncomplete`` naming the producer command for a chapter held at neither."""
+    lacking = {p: missing_chapters(chapters, p, archive) for p in ("paper", "quick")}
+    out, absent = {}, []
+    for chapter in chapters:
+        if chapter not in lacking["paper"]:
+            out[chapter] = ("paper", [])
+        elif chapter not in lacking["quick"]:
+            out[chapter] = ("quick", lacking["paper"][chapter])
+        else:
+            absent.append(f"{chapter} ({producer_command('quick', lacking['quick'][chapter])})")
+    if absent:
+        raise ArchiveIncomplete(
+            "neither the paper nor the quick archive holds every run of: " + "; ".join(absent)
+        )
     return out
 
 
@@ -240,7 +292,7 @@ def produce(
     for task in tasks or ():
         if task not in TASKS:
             raise ValueError(f"tasks must be among {', '.join(TASKS)}, got {task!r}")
-    archive = Path(archive or PAPER_ARCHIVE)
+    archive = Path(archive or committed_archive(profile))
     store = ResultStore(archive, archives=())
     ex = resolve_executor(executor)
     # On Ray, "auto" is resolved by each worker: this machine may have no GPU.

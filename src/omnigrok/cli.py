@@ -23,7 +23,7 @@ from omnigrok.checks import DEVICES, PROFILES, check_choice, check_device, parse
 from omnigrok.config import RunConfig
 from omnigrok.executors import EXECUTOR_HELP, resolve_executor
 from omnigrok.metrics import first_step_reaching, grokking_delay, spread
-from omnigrok.store import CorruptResult, ResultStore
+from omnigrok.store import COMMITTED_ARCHIVES, CorruptResult, ResultStore
 from omnigrok.sweep import run_sweep
 from omnigrok.task import TASKS
 
@@ -98,7 +98,13 @@ def _parser() -> argparse.ArgumentParser:
     produce.add_argument(
         "--tasks", default=None, help="comma-separated tasks to train (default: all)"
     )
-    produce.add_argument("--archive", type=Path, default=archive.PAPER_ARCHIVE, help="folder")
+    produce.add_argument(
+        "--archive",
+        type=Path,
+        default=None,
+        help="folder (default: the profile's committed archive, archive/paper or archive/quick;"
+        " --status reads both)",
+    )
     produce.add_argument("--status", action="store_true", help="only say what is stored/left")
     produce.add_argument("--executor", default=None, help=EXECUTOR_HELP)
     produce.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -108,7 +114,13 @@ def _parser() -> argparse.ArgumentParser:
         help="recompute the start of archived runs and compare with their curves",
         formatter_class=_Help,
     )
-    check.add_argument("--archive", type=Path, default=archive.PAPER_ARCHIVE, help="folder")
+    check.add_argument(
+        "--archive",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="folders (default: the committed archives, archive/paper and archive/quick)",
+    )
     check.add_argument(
         "--keys", nargs="+", default=None, help="runs to recompute (default: one per task)"
     )
@@ -184,6 +196,11 @@ def _archive(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             parser.error(f"--tasks must be a comma-separated subset of {','.join(TASKS)}")
     if args.budget_s < 0 or not math.isfinite(args.budget_s):
         parser.error(f"--budget-s must be a non-negative number of seconds, got {args.budget_s}")
+    if args.archive is None and not args.status and args.profile not in COMMITTED_ARCHIVES:
+        parser.error(
+            f"--profile {args.profile} has no committed archive (only "
+            f"{', '.join(COMMITTED_ARCHIVES)}): name a folder with --archive"
+        )
     try:
         _check_device_for(args.device, args.executor)
     except ValueError as err:
@@ -216,18 +233,26 @@ def _check_device_for(device: str, executor: str | None) -> None:
 def _verify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.steps < 1:
         parser.error(f"--steps must be a positive integer, got {args.steps}")
-    if not args.archive.is_dir():
-        parser.error(f"--archive {args.archive} is not a folder")
-    try:
-        checks = archive.verify(args.archive, args.keys, args.steps, args.device)
-    except ValueError as err:
-        parser.error(str(err).replace("keys", "--keys"))
-    for c in checks:
-        print(c.line())
-    failed = [c for c in checks if not c.ok]
-    n = len(archive.archived_keys(args.archive))
-    print(f"{n} archived runs checked; {len(failed)} failed" if failed else f"{n} runs: all ok")
-    return 1 if failed else 0
+    folders = args.archive or [a for a in COMMITTED_ARCHIVES.values() if a.is_dir()]
+    for folder in folders:
+        if not folder.is_dir():
+            parser.error(f"--archive {folder} is not a folder")
+    if args.keys is not None and len(folders) > 1:
+        parser.error("--keys needs one --archive, the one that holds them")
+    status = 0
+    for folder in folders:
+        try:
+            checks = archive.verify(folder, args.keys, args.steps, args.device)
+        except ValueError as err:
+            parser.error(str(err).replace("keys", "--keys"))
+        for c in checks:
+            print(c.line())
+        failed = [c for c in checks if not c.ok]
+        n = len(archive.archived_keys(folder))
+        outcome = f"{len(failed)} failed" if failed else "all ok"
+        print(f"{folder}: {n} archived runs checked; {outcome}")
+        status |= bool(failed)
+    return status
 
 
 def _results(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

@@ -250,3 +250,51 @@ TABLES = {
     "phases": PHASES,
     "representation": REPRESENTATION,
 }
+
+# The tables each chapter's runs are drawn from: where its miniature departs from the paper.
+CHAPTER_TABLES = {
+    "claim1": ("landscape",),
+    "claim2": ("large_init",),
+    "claim3": ("large_init", "modadd"),
+    "claim4": ("modadd",),
+    "imdb": ("imdb",),
+    "qm9": ("qm9",),
+    "width": ("landscape", "widths"),
+    "landscape_modadd": ("modadd", "modadd_landscape"),
+    "delay_gamma": ("large_init", "delay_gamma"),
+    "rivals": ("modadd", "large_init", "rivals"),
+    "phases": ("large_init", "phases"),
+    "representation": ("modadd", "landscape", "representation"),
+}
+
+
+def _value(v: object, key: str = "") -> str:
+    if isinstance(v, tuple):
+        return ", ".join(_value(x) for x in v)
+    if key == "n_test" and v == 0:
+        return "all"  # the tables' 0: every test example
+    return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else f"{v:g}"
+
+
+def departures(chapter: str, profile: str = "quick") -> str:
+    """Where ``profile`` departs from ``paper`` for ``chapter``, read off the tables above:
+    ``"3 seeds (paper 5); modadd: p 59 (paper 113), ..."``. Logging density is left out (it
+    changes what is drawn, not what is trained)."""
+    profile = check_profile(profile)
+    if chapter not in CHAPTER_TABLES:
+        raise ValueError(f"chapter must be one of {', '.join(CHAPTER_TABLES)}, got {chapter!r}")
+    n, n_paper = len(seeds(profile, chapter)), len(seeds("paper", chapter))
+    out = [f"{n} seeds" + (f" (paper {n_paper})" if n != n_paper else "")]
+    for name in CHAPTER_TABLES[chapter]:
+        mine, paper = TABLES[name][profile], TABLES[name]["paper"]
+        if isinstance(mine, dict):
+            diff = [
+                f"{k} {_value(v, k)} (paper {_value(paper[k], k)})"
+                for k, v in mine.items()
+                if v != paper[k] and k != "n_log"
+            ]
+        else:
+            diff = [f"{_value(mine)} (paper {_value(paper)})"] if mine != paper else []
+        if diff:
+            out.append(f"{name}: {', '.join(diff)}")
+    return "; ".join(out)

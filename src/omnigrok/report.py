@@ -102,8 +102,14 @@ PROFILE_BANNERS = {
     ),
     "quick": (
         "**Profile `quick`:** a miniature of the paper's experiments that a 2-core CPU reruns "
-        "in minutes. It departs from the paper where the table below says; the book built "
-        "with `python book/build.py` shows the paper's own settings."
+        "in minutes. It departs from the paper where the table below says; a page at the "
+        "paper's own settings reads them from the paper archive."
+    ),
+    "archived": (
+        "**Every chapter as the book shows it:** at the paper's settings (five seeds, from the "
+        "verified paper archive) where that archive holds the chapter's runs, else as the CPU "
+        "miniature (`quick`, from the committed quick archive); each row and figure names its "
+        "profile."
     ),
     "smoke": (
         "**Profile `smoke`:** tiny runs that test the machinery; its numbers and verdicts "

@@ -7,8 +7,9 @@ can never drift between them. Writes are atomic (temporary file, then ``os.repla
 result whose checksum or metadata does not match is reported, deleted and trained again.
 The root is ``$OMNIGROK_RESULTS``, else ``~/.cache/omnigrok/results``.
 
-A store may also read from *archives*: read-only stores searched after its root (the paper
-archive committed in ``archive/paper``, see ``omnigrok.archive``). Every result carries its
+A store may also read from *archives*: read-only stores searched before its root (the paper
+and quick archives committed in ``archive/``, see ``omnigrok.archive``), so a rerun from a
+clone trains only what no archive holds. Every result carries its
 provenance in ``meta.json``: device, torch, the commit of the code, wall time, checksum.
 """
 
@@ -36,6 +37,10 @@ RESULTS_ENV = "OMNIGROK_RESULTS"
 ARCHIVE_ENV = "OMNIGROK_ARCHIVE"
 REPO = Path(__file__).resolve().parents[2]
 PAPER_ARCHIVE = REPO / "archive" / "paper"
+# The quick profile's runs, committed likewise: the book shows a chapter from them until the
+# paper archive holds that chapter's runs (``omnigrok.archive.book_profiles``).
+QUICK_ARCHIVE = REPO / "archive" / "quick"
+COMMITTED_ARCHIVES = {"paper": PAPER_ARCHIVE, "quick": QUICK_ARCHIVE}
 CURVES = ("train_loss", "train_acc", "test_loss", "test_acc", "norm")
 
 
@@ -78,10 +83,12 @@ def default_root() -> Path:
 
 
 def default_archives() -> list[Path]:
-    """``$OMNIGROK_ARCHIVE`` if set, else the checkout's ``archive/paper`` if there is one."""
+    """``$OMNIGROK_ARCHIVE`` if set, else the checkout's committed archives that exist
+    (``archive/paper``, ``archive/quick``). Their keys never collide: a key hashes the whole
+    config, profile settings included, so the order only decides which copy is read first."""
     if ARCHIVE_ENV in os.environ:
         return [Path(p) for p in os.environ[ARCHIVE_ENV].split(os.pathsep) if p]
-    return [PAPER_ARCHIVE] if PAPER_ARCHIVE.is_dir() else []
+    return [a for a in COMMITTED_ARCHIVES.values() if a.is_dir()]
 
 
 def atomic_write_bytes(data: bytes, path: Path) -> None:
@@ -123,8 +130,8 @@ class ResultStore:
     def __init__(
         self, root: str | Path | None = None, archives: Sequence[str | Path] | None = None
     ) -> None:
-        """``archives``: read-only stores searched after ``root`` (None: the paper archive
-        where there is one, see ``default_archives``; ``()``: none)."""
+        """``archives``: read-only stores searched before ``root`` (None: the committed
+        archives where there are some, see ``default_archives``; ``()``: none)."""
         self.root = Path(root) if root is not None else default_root()
         if archives is None:
             archives = default_archives()
