@@ -74,17 +74,37 @@ def _section(text: str, heading: str) -> str:
 
 def test_readme_install_names_the_cpu_wheels_and_real_extras():
     readme = (ROOT / "README.md").read_text()
-    run_it = _section(readme, "## Run it")
-    install = _section(run_it, "### Install")
+    front = _section(readme, "## Build the book, run the tests")
+    # The README's first command builds the whole book from the archives: no flag needed.
+    assert "pip install -e '.[book,test]' && python book/build.py\n" in front
+    assert "python -m pytest -q" in front
+    install = _section((ROOT / "book" / "running.md").read_text(), "## Install")
     assert "pip install torch --index-url https://download.pytorch.org/whl/cpu" in install
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = extras["optional-dependencies"]
-    asked = re.findall(r"pip install -e '\.\[([\w,]+)\]'", run_it)
+    asked = re.findall(r"pip install -e '\.\[([\w,]+)\]'", front + install)
     assert len(asked) >= 3  # the quick start, CPU only, GPU
     for names in asked:
         assert set(names.split(",")) <= set(extras), f"README installs unknown extras [{names}]"
     # Offline machines still learn to install torch from a local wheel first.
-    assert "install torch first from your local wheel" in run_it
+    assert "install torch first" in front
+
+
+def test_readme_is_a_front_door_with_its_chapters_table_current():
+    """At most 100 lines, the two commands in its first screen, and the chapters' table as the
+    archives give it (``python -m omnigrok.readme`` regenerates it)."""
+    from omnigrok import readme
+
+    text = (ROOT / "README.md").read_text()
+    lines = text.splitlines()
+    assert len(lines) <= 100, f"README.md has {len(lines)} lines"
+    first_screen = "\n".join(lines[:25])
+    assert "python book/build.py" in first_screen and "python -m pytest -q" in first_screen
+    assert "BUILD_S" not in text, "the build time is not filled in"
+    begin, end = text.index(readme.BEGIN), text.index(readme.END) + len(readme.END)
+    assert text[begin:end] == readme.chapters_table(), (
+        "README.md's chapters table is stale: run `python -m omnigrok.readme`"
+    )
 
 
 # -- one repository URL, one release tag --------------------------------------------------------
@@ -157,7 +177,7 @@ def _check_drive_option(source: str, monkeypatch: pytest.MonkeyPatch) -> None:
 # -- the chapters' parameter tables --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("document", ["README.md", "book/intro.md"])
+@pytest.mark.parametrize("document", ["book/intro.md"])
 def test_parameter_tables_are_the_notebooks_own(document):
     text = (ROOT / document).read_text()
     begin, end = text.index(PARAMETERS_BEGIN), text.index(PARAMETERS_END) + len(PARAMETERS_END)

@@ -1,5 +1,5 @@
 """Helpers the notebooks share: the setup table, glue, the Colab link; the chapters' parameter
-tables in README.md and book/intro.md.
+tables in book/intro.md.
 
 Numbers reach the prose through ``glue`` (myst-nb), never by hand. Outside a Jupyter Book build
 (on Colab, say) ``glue`` shows the value instead, so every notebook runs anywhere.
@@ -300,8 +300,8 @@ def chapter_title(notebook: Path) -> str:
 
 
 def parameters_section(notebooks: Path) -> str:
-    """Every notebook's title and parameters table, between the markers README.md and
-    book/intro.md enclose it in (tests/test_notebooks.py checks both against this)."""
+    """Every notebook's title and parameters table, between the markers book/intro.md encloses
+    it in (tests/test_hygiene.py checks it against this)."""
     parts = [PARAMETERS_BEGIN]
     for notebook in sorted(Path(notebooks).glob("*.ipynb")):
         name = f"notebooks/{notebook.name}"
@@ -325,6 +325,6 @@ if __name__ == "__main__":
     # python -m omnigrok.report: regenerate the parameter tables after editing a parameters cell.
     from omnigrok.store import REPO
 
-    for doc in (REPO / "README.md", REPO / "book" / "intro.md"):
+    for doc in (REPO / "book" / "intro.md",):
         changed = update_parameters_section(doc, REPO / "notebooks")
         print(f"{doc}: {'updated' if changed else 'up to date'}")
