@@ -6,6 +6,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -334,3 +335,37 @@ def test_papermill_values_of_seeds_are_accepted():
     assert goldilocks.Setup("smoke", seeds=3).seeds == (3,)
     assert goldilocks.Setup("smoke", seeds="0-4").seeds == (0, 1, 2, 3, 4)
     assert goldilocks.Setup("smoke", seeds=[0, 2]).seeds == (0, 2)
+
+
+def test_a_stack_another_process_holds_is_left_for_last(tmp_path, monkeypatch):
+    """Two producers on one store share the work: a locked stack is skipped, the free ones
+    train first, and the locked one is waited for at the end (then loaded, not retrained)."""
+    from omnigrok import sweep
+
+    store = ResultStore(tmp_path)
+    held, free = _small_run(seed=7), _small_run(seed=8, init_scale=2.0)
+    order = []
+    real = sweep.train_ensemble
+
+    def spy(configs, **kw):
+        order.append([c.seed for c in configs])
+        return real(configs, **kw)
+
+    monkeypatch.setattr(sweep, "train_ensemble", spy)
+    monkeypatch.setattr(sweep, "stack_size", lambda config, device, max_stack: 1)
+    acquired = threading.Event()
+
+    def holder() -> None:  # the other producer: holds the stack, stores its run, lets go
+        with stack_lock(store.checkpoint_path([held])):
+            acquired.set()
+            while not order:
+                time.sleep(0.05)
+            store.save(real([held], device="cpu", progress=False)[0])
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    acquired.wait(timeout=60)
+    results = run_sweep([held, free], store=store, device="cpu", progress=False)
+    thread.join()
+    assert order == [[8]], "the free stack trains first and the held one is never retrained"
+    assert [r.config for r in results] == [held, free]

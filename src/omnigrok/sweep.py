@@ -10,6 +10,7 @@ each finishes.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 from collections.abc import Iterable, Sequence
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from omnigrok.checks import resolve_device
 from omnigrok.config import RunConfig
@@ -179,30 +180,69 @@ def run_sweep(
             deadline,
         )
         return [results[c] for c in configs]
-    for group, size in zip(groups, sizes, strict=True):
-        for chunk in _chunks([missing[i] for i in group], size):
-            checkpoint = store.checkpoint_path(chunk)
-            with stack_lock(checkpoint):
-                for config in chunk:
-                    found = store.load(config, need_weights=keep_weights)
-                    if found is not None:
-                        results[config] = found
-                todo = [c for c in chunk if c not in results]
-                if not todo:
-                    continue
-                trained = train_ensemble(
-                    todo,
-                    device=dev,
-                    progress=progress,
-                    checkpoint=store.checkpoint_path(todo),
-                    checkpoint_seconds=checkpoint_seconds,
-                    keep_weights=keep_weights,
-                    deadline=deadline,
-                )
-                for result in trained:
-                    store.save(result)
-                    results[result.config] = result
+    chunks = [
+        chunk
+        for group, size in zip(groups, sizes, strict=True)
+        for chunk in _chunks([missing[i] for i in group], size)
+    ]
+    # A stack another process holds is left for last: this one trains the free stacks first,
+    # so two producers on one archive share the work instead of one waiting on the other.
+    train = functools.partial(
+        _train_stack,
+        store=store,
+        dev=dev,
+        progress=progress,
+        keep_weights=keep_weights,
+        checkpoint_seconds=checkpoint_seconds,
+        deadline=deadline,
+        results=results,
+    )
+    deferred = [chunk for chunk in chunks if not train(chunk)]
+    for chunk in deferred:  # now wait: the holder stores them, or dies and leaves them to us
+        train(chunk, wait=True)
     return [results[c] for c in configs]
+
+
+def _train_stack(
+    chunk: list[RunConfig],
+    store: ResultStore,
+    dev: torch.device,
+    progress: bool,
+    keep_weights: bool,
+    checkpoint_seconds: float,
+    deadline: float | None,
+    results: dict[RunConfig, RunResult],
+    wait: bool = False,
+) -> bool:
+    """Train ``chunk``'s runs no store holds, under its lock, filing them in ``results`` and
+    ``store``; False (nothing done) if another process holds the lock and not ``wait``."""
+    lock = stack_lock(store.checkpoint_path(chunk))
+    try:
+        lock.acquire(timeout=-1 if wait else 0)
+    except Timeout:
+        return False
+    try:
+        for config in chunk:
+            found = store.load(config, need_weights=keep_weights)
+            if found is not None:
+                results[config] = found
+        todo = [c for c in chunk if c not in results]
+        if todo:
+            trained = train_ensemble(
+                todo,
+                device=dev,
+                progress=progress,
+                checkpoint=store.checkpoint_path(todo),
+                checkpoint_seconds=checkpoint_seconds,
+                keep_weights=keep_weights,
+                deadline=deadline,
+            )
+            for result in trained:
+                store.save(result)
+                results[result.config] = result
+    finally:
+        lock.release()
+    return True
 
 
 def _chunks(configs: Sequence[RunConfig], size: int) -> list[list[RunConfig]]:
