@@ -127,3 +127,40 @@ def test_cpu_training_flushes_subnormal_floats():
     assert (torch.tensor([1e-40]) * 1.0).item() != 0.0  # kept: x86 supports subnormals
     train_ensemble([teacher_student_run(steps=2, n_log=2)], "cpu", False)
     assert (torch.tensor([1e-40]) * 1.0).item() == 0.0
+
+
+def test_a_stop_rule_ends_a_run_where_it_has_held_and_keeps_other_keys():
+    """``stop_acc``: the run's curves end at the first logged step where train and test
+    accuracy have stayed at or above it for max(1000 steps, the step they got there); a stack
+    mate without the rule, or one that stops later, is unaffected (each equals its solo run)."""
+    import numpy as np
+
+    from omnigrok.metrics import stop_step
+    from omnigrok.tasks import modadd_run
+    from omnigrok.train import train_ensemble
+
+    steps = np.array([0, 100, 500, 900, 1400, 1600, 3000, 3300])
+    hi = np.ones(8)
+    assert stop_step(steps, hi, hi, 0.99) == 1400  # held from 0: the first step >= 1000
+    late = np.r_[0, 0, 1, 1, 1, 1, 1, 1]  # there from 500: held until >= 1500
+    assert stop_step(steps, hi, late, 0.99) == 1600
+    broken = np.r_[0, 0, 1, 1, 0.5, 1, 1, 1]  # again from 1600: held for 1600 more, to 3200
+    assert stop_step(steps, hi, broken, 0.99) == 3300
+    assert stop_step(steps, hi, np.r_[0, 0, 1, 1, 1, np.nan, 1, 1], 0.99) is None
+    base = modadd_run(p=23, train_frac=0.5, lr=3e-3, steps=2500, n_log=60, dtype="float64")
+    plain, ruled = base, base.replace(stop_acc=0.99)
+    assert run_key_of(plain) != run_key_of(ruled) and "stop_acc" not in plain.to_dict()
+    alone = train_ensemble([plain], "cpu", False)[0]
+    stop = stop_step(alone.steps, alone["train_acc"], alone["test_acc"], 0.99)
+    assert stop is not None and stop < 2500, "the fixture run must generalize within budget"
+    stopped = train_ensemble([ruled], "cpu", False)[0]
+    assert stopped.steps[-1] == stop
+    np.testing.assert_allclose(stopped["test_acc"], alone["test_acc"][: len(stopped.steps)])
+    mixed = train_ensemble([ruled, plain.replace(seed=1)], "cpu", False)
+    assert mixed[0].steps[-1] == stop and mixed[1].steps[-1] == 2500
+
+
+def run_key_of(config):
+    from omnigrok.config import run_key
+
+    return run_key(config)

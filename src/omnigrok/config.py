@@ -85,7 +85,10 @@ class RunConfig:
     run by run. ``clip``: each run's gradient rescaled to at most this global norm before its
     optimizer step (the official IMDb code clips at 5); None: no clipping. ``probe``: the name
     of an extra curve the run's task computes from its weights at every logged step (the task's
-    ``probes``, e.g. modular addition's ``fourier_top5``); "": none.
+    ``probes``, e.g. modular addition's ``fourier_top5``); "": none. ``stop_acc``: a stop rule
+    (``metrics.stop_step``): the run ends once train and test accuracy have both stayed at or
+    above it for max(1000 steps, the step they first got there); its stored curves end there.
+    None: the whole budget (every run archived before the rule keeps its key).
 
     ``constraint``: ``none``; ``init`` holds the weight norm at its value right after scaling
     by α (α·w0, paper Sec. 2 "reduced landscape"); ``fixed`` holds it at ``target_norm``
@@ -126,6 +129,7 @@ class RunConfig:
     filter_lamb: float = 2.0
     logit_scale: float | None = None
     probe: str = ""
+    stop_acc: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.task, TaskSpec):
@@ -158,6 +162,11 @@ class RunConfig:
         self._check_rivals()
         if not isinstance(self.probe, str):
             fail("probe", self.probe, 'a probe\'s name or ""')
+        if self.stop_acc is not None:
+            stop = check_float("stop_acc", self.stop_acc, positive=True)
+            if stop > 1:
+                fail("stop_acc", self.stop_acc, "None or an accuracy in (0, 1]")
+            _set(self, "stop_acc", stop)
         # What the task needs of its model, loss and batch (its module says).
         task_registry.get(self.task.name).check(self)
 
@@ -238,6 +247,7 @@ LATER_FIELDS: dict[str, Any] = {
     "logit_scale": None,
     "task.messiness": 1.0,
     "probe": "",
+    "stop_acc": None,
 }
 
 # What a run computes is fixed by its config and by this number, not by the package release:

@@ -35,6 +35,7 @@ from tqdm import TqdmWarning, tqdm
 
 from omnigrok.checks import check_int, resolve_device
 from omnigrok.config import RunConfig
+from omnigrok.metrics import stop_step
 from omnigrok.models import Params, forward, init_params
 from omnigrok.norms import clip_grad_norm_, global_norm, layer_norms, project_to_norm_, scale_
 from omnigrok.optim import StackedAdamW
@@ -288,21 +289,39 @@ class _Stack:
             for n, v in state["records"].items()
         }
 
+    def stops(self) -> list[int | None]:
+        """Each run's stop step under its stop rule (``metrics.stop_step``), None where it has
+        none or has not met it: read off the logged curves, so a resumed stack agrees."""
+        steps = np.asarray(self.records["step"])
+        acc = {n: np.stack(self.records[n], axis=1) for n in ("train_acc", "test_acc")}
+        return [
+            None
+            if c.stop_acc is None
+            else stop_step(steps, acc["train_acc"][i], acc["test_acc"][i], c.stop_acc)
+            for i, c in enumerate(self.configs)
+        ]
+
     def results(self, keep_weights: bool, dev: torch.device) -> list[RunResult]:
+        """Each run's curves; a run its stop rule ended keeps them up to its stop step only
+        (what it computed after, while stack-mates trained on, is no part of it)."""
         steps = np.asarray(self.records["step"], dtype=np.int64)
         stacked = {n: np.stack(v, axis=1) for n, v in self.records.items() if n != "step"}
         out = []
-        for i, c in enumerate(self.configs):
+        for i, (c, stop) in enumerate(zip(self.configs, self.stops(), strict=True)):
             weights = None
-            if keep_weights:
+            if keep_weights and stop is None:
                 weights = {n: p[i].detach().cpu().numpy() for n, p in self.params.items()}
-            metrics = {n: v[i] for n, v in stacked.items()}
+            end = len(steps) if stop is None else int(np.searchsorted(steps, stop)) + 1
+            metrics = {n: v[i][:end] for n, v in stacked.items()}
+            diverged = self.diverged_at[i]
+            if stop is not None and diverged is not None and diverged > stop:
+                diverged = None
             out.append(
                 RunResult(
                     c,
-                    steps,
+                    steps[:end],
                     metrics,
-                    self.diverged_at[i],
+                    diverged,
                     weights,
                     dict(self.timing),
                     provenance(dev),
@@ -367,11 +386,14 @@ def train_ensemble(
         stack.log()
     bar = progress_bar(cfg.steps, stack.step, progress)
     last_save = time.perf_counter()
+    stopping = all(c.stop_acc is not None for c in configs)
     while stack.step < last:
         stack.train_step(batches.indices(stack.step))
         if stack.step in log_steps:
             stack.log()
             _show(bar, stack.records)
+            if stopping and all(s is not None for s in stack.stops()):
+                break  # every run's stop rule ended it: its curves end at its own stop step
         bar.update(1)
         if on_step is not None:
             on_step(stack.step)
@@ -384,7 +406,7 @@ def train_ensemble(
             raise BudgetExhausted(stack.step, cfg.steps)
     bar.close()
     stack.timing["train_seconds"] = train_seconds()
-    if last < cfg.steps:  # a partial run (``until``): curves so far, its checkpoint untouched
+    if until is not None and last < cfg.steps:  # a partial run: its checkpoint untouched
         return stack.results(False, dev)
     if checkpoint is not None:
         # Another process training the same stack may have removed it already.
