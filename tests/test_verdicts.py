@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from omnigrok.chapters import axes, constraint, goldilocks, large_init
-from omnigrok.metrics import Edge, first_step_reaching, goldilocks_norm
+from omnigrok.metrics import Edge, goldilocks_norm
 from omnigrok.store import RunResult
 from omnigrok.tasks import mnist_run, modadd_run
 from omnigrok.verdict import NOT_REPRODUCED, NOT_TESTED, PARTLY, REPRODUCED
@@ -329,7 +329,9 @@ def test_claim4_reproduced_when_a_gradual_rise_looks_sudden_on_the_log_axis():
 
 
 def test_claim4_fails_a_gradual_ramp_over_most_of_the_run():
-    results = [axes_run(ramp(2500, 9700))]  # 72% of the run
+    # 68% of the run (t90 before the run's end by more than the hold: a t90 the end cuts short
+    # is not reached, issue 22)
+    results = [axes_run(ramp(2500, 9300))]
     assert old_claim4_jump(results)
     v = axes.verdict(results)
     assert passed(v, "looks sudden on the log axis") == [False]
@@ -382,7 +384,7 @@ def test_claim4_t10_and_t90_need_persistence():
     blip = ramp(3000, 5000)
     blip[50] = 0.95  # one evaluation at step 50 above 90%
     r = axes_run(blip)
-    assert first_step_reaching(r.steps, blip, 0.9, persist=1) == 50  # the old reading
+    assert r.steps[np.argmax(blip >= 0.9)] == 50  # the first point at 90%: the old reading
     assert axes.jump(r)["t90"] == 5000
 
 
