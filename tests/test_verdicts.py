@@ -54,7 +54,7 @@ def test_l_fails_on_a_v():
     v = land(U_GOOD, [0.09, 0.02, 1e-3, 1e-5, 1e-3, 1e-2, 1e-1])
     assert old_l(v)
     ok, what = goldilocks.l_check(v)
-    assert not ok and "0.1 (at w=100)" in what
+    assert not ok and "from w_c up at most 0.1, a drop of 0.9x" in what
 
 
 def test_l_passes_when_the_fitted_losses_are_numerically_zero_but_noisy():
@@ -75,13 +75,98 @@ def test_u_fails_on_a_monotone_curve_whose_last_point_ticks_up():
     uptick = land([2.0, 1.0, 0.6, 0.4, 0.25, 0.1, 0.16])
     assert old_u(uptick)
     ok, what = goldilocks.u_check(uptick)
-    assert not ok and "1 above" in what
+    assert not ok and "minimum at grid point 6 of 7: not inside the grid" in what
 
 
 def test_u_fails_on_a_minimum_that_does_not_rise_over_two_points():
     flat_then_up = land([2.0, 1.0, 0.6, 0.1, 0.1, 0.1, 2.0])  # nothing rises next to it
     assert old_u(flat_then_up)
     assert not goldilocks.u_check(flat_then_up)[0]
+
+
+def pre22_l(lnd: goldilocks.Landscape) -> bool:
+    """Claim 1's L check before issue 22: inclusive bounds, the level at w_c floored at 1e-3
+    of the smallest norm's loss, w_c from the seed-mean test loss, seed medians only."""
+    norm, train = lnd.norm.mean(0), np.median(lnd.train_loss, 0)
+    i = int(np.argmin(np.abs(norm - lnd.goldilocks().w_c)))
+    worst = train[i:].max()
+    return bool(train[0] / worst >= 10 and worst / max(train[i], 1e-3 * train[0]) <= 10)
+
+
+def pre22_u(lnd: goldilocks.Landscape) -> bool:
+    """Claim 1's U check before issue 22: the seed mean only, two points next to the minimum."""
+    test = lnd.test_loss.mean(0)
+    i = int(np.argmin(test))
+    left, right = test[: i + 1][::-1], test[i:]
+    sides = [v for v in (left, right) if len(v) - 1 >= 2 and np.all(np.diff(v[:3]) > 0)]
+    return len(sides) == 2 and min(test[0], test[-1]) / test[i] >= 1.5
+
+
+def test_l_fails_a_rise_of_10x_again_above_w_c():
+    again = land(U_GOOD, [0.09, 0.02, 1e-3, 1e-5, 1e-5, 2e-4, 2e-4])  # 20x the level at w_c
+    assert pre22_l(again)  # under the old floor, 1e-3 of 0.09
+    ok, what = goldilocks.l_check(again)
+    assert not ok and "20x the level at w_c" in what
+
+
+def test_l_fails_a_rise_of_1e7_from_a_numerically_zero_level():
+    rise = land(U_GOOD, [9.0, 3.0, 0.1, 1e-9, 1e-9, 1e-4, 1e-2])
+    assert pre22_l(rise)
+    assert not goldilocks.l_check(rise)[0]
+
+
+def test_l_passes_fitted_losses_that_scatter_below_the_fitted_level():
+    # From w_c up a fitted loss anywhere in 1e-14..5e-5 (the stored teacher-student landscape)
+    scatter = land(U_GOOD, [0.024, 0.01, 1e-3, 5e-7, 1e-14, 5e-5, 3e-6])
+    assert pre22_l(scatter) and goldilocks.l_check(scatter)[0]
+
+
+def test_l_and_u_are_not_tested_when_w_c_is_the_grids_last_point():
+    monotone = {t: land([2.0, 1.0, 0.6, 0.4, 0.3, 0.2, 0.1], task=t) for t in goldilocks.TASKS}
+    assert pre22_l(monotone["mnist"])  # "flat from w_c up" was one point, and passed
+    v = goldilocks.verdict(monotone)
+    assert v.status == NOT_TESTED
+    assert v.evidence[0].startswith("✗ precondition: MNIST (N=1000): w_c is an interior minimum")
+    assert "grid point 7 of 7" in v.evidence[0]
+
+
+def test_u_fails_a_w():
+    w = land([2.0, 1.0, 0.1, 0.3, 0.5, 0.15, 2.0])  # a second dip after the minimum
+    assert pre22_u(w)
+    ok, what = goldilocks.u_check(w)
+    assert not ok and "falls after grid point 5" in what
+
+
+def test_u_fails_two_monotone_seeds_whose_mean_is_a_u():
+    down = np.array([4.0, 2.0, 1.0, 0.5, 0.25, 0.12, 0.06])
+    lnd = land(U_GOOD, seeds=2)
+    lnd.test_loss[:] = np.stack([down, down[::-1]])
+    assert pre22_u(lnd)
+    ok, what = goldilocks.u_check(lnd)
+    assert not ok and "0 of 2 seeds have the shape" in what
+
+
+def test_u_passes_a_u_with_a_small_wiggle_and_one_odd_seed():
+    wiggle = land([1.0, 1.03, 0.2, 0.1, 0.3, 0.9, 2.0])  # 3% up on the way down: noise
+    assert pre22_u(wiggle)
+    ok, what = goldilocks.u_check(wiggle)
+    assert ok and "3 of 3 seeds" in what
+    odd = land(U_GOOD)
+    odd.test_loss[2] = [2.0, 1.0, 0.6, 0.4, 0.3, 0.2, 0.1]  # one seed monotone: a majority holds
+    assert goldilocks.u_check(odd)[0]
+
+
+def test_l_and_u_say_why_on_all_nan_and_on_a_short_grid():
+    nan = land([math.nan] * 7, [math.nan] * 7)
+    v = goldilocks.verdict({"mnist": nan, "teacher_student": land(U_GOOD, task="teacher_student")})
+    assert v.status == NOT_TESTED and "no finite seed-mean test loss" in v.evidence[0]
+    assert "not finite" in " ".join(v.evidence)
+    alphas = np.array([0.5, 1.0])
+    short = goldilocks.Landscape("mnist", alphas, *(np.ones((2, 2)) for _ in range(4)))
+    v = goldilocks.verdict(
+        {"mnist": short, "teacher_student": land(U_GOOD, task="teacher_student")}
+    )
+    assert v.status == NOT_TESTED and "a grid of 2 norms (>= 5 required)" in v.evidence[0]
 
 
 @pytest.mark.filterwarnings("ignore:Mean of empty slice")
@@ -99,7 +184,7 @@ def test_nan_anywhere_fails_l_and_u_saying_why():
 def test_claim1_verdict_on_synthetic_landscapes():
     good = {"mnist": land(U_GOOD), "teacher_student": land(U_GOOD, task="teacher_student")}
     v = goldilocks.verdict(good)
-    assert v.status == REPRODUCED and len(v.evidence) == 4
+    assert v.status == REPRODUCED and len(v.evidence) == 6  # 2 preconditions, 4 checks
     assert "L-shaped" in v.criterion and "U-shaped" in v.criterion
     bad = dict(good, mnist=land(U_GOOD, [0.09, 0.02, 1e-3, 1e-5, 1e-3, 1e-2, 1e-1]))
     assert goldilocks.verdict(bad).status == PARTLY
@@ -411,3 +496,18 @@ def test_modadd_landscape_places_the_papers_norm():
     assert passed(edge, "inside the zone") == [True] and passed(edge, "is at w_c") == [False]
     stalled = modadd_landscape.verdict(held_modadd(0.8, 0.6))  # at w_c but stalls
     assert passed(stalled, "inside the zone") == [False]
+
+
+def test_task_chapters_and_modadd_need_an_interior_w_c():
+    from omnigrok.chapters import modadd_landscape, task_claims
+
+    monotone = land([2.0, 1.0, 0.6, 0.4, 0.3, 0.2, 0.1], task="modadd")
+    ((name, (ok, what)),) = task_claims.claim_1_preconditions(monotone).items()
+    assert name == "claim 1, w_c is an interior minimum of test loss" and not ok
+    assert task_claims.claim_1_preconditions(land(U_GOOD, task="modadd")) == {
+        name: (True, task_claims.claim_1_preconditions(land(U_GOOD))[name][1])
+    }
+    held = held_modadd(0.8, 0.99)
+    held.test_loss[:] = np.linspace(2.0, 0.1, held.test_loss.shape[1])  # monotone: no w_c
+    v = modadd_landscape.verdict(held)
+    assert v.status == NOT_TESTED and "precondition: w_c is an interior minimum" in v.evidence[0]

@@ -122,12 +122,15 @@ class Goldilocks:
 
 
 def goldilocks_norm(norms: Sequence[float], test_losses: Sequence[float]) -> Goldilocks:
-    """w_c = argmin of test loss over a grid of fixed norms (paper Fig. 1-2)."""
+    """w_c = argmin of test loss over a grid of fixed norms (paper Fig. 1-2); NaN (and not
+    interior) where no loss is finite, so a criterion can say so instead of failing."""
     norms, losses = np.asarray(norms, float), np.asarray(test_losses, float)
     if norms.shape != losses.shape or norms.ndim != 1 or len(norms) < 3:
         raise ValueError("norms and test_losses must be 1-d arrays of equal length >= 3")
     order = np.argsort(norms)
     norms, losses = norms[order], losses[order]
+    if not np.isfinite(losses).any():
+        return Goldilocks(math.nan, math.nan, False)
     i = int(np.nanargmin(losses))
     return Goldilocks(float(norms[i]), float(losses[i]), 0 < i < len(norms) - 1)
 
@@ -194,6 +197,8 @@ def refine_minimum(norms: Sequence[float], test_losses: Sequence[float]) -> Refi
     model is exact for its own shape, symmetric or not. With fewer than five points around the
     minimum, half-parabolas alone (four points) or the symmetric parabola (three)."""
     g = goldilocks_norm(norms, test_losses)
+    if not np.isfinite(g.w_c):
+        return RefinedMinimum(math.nan, math.nan, math.nan, math.nan, "grid")
     norms, losses = np.asarray(norms, float), np.asarray(test_losses, float)
     order = np.argsort(norms)
     norms, losses = norms[order], losses[order]

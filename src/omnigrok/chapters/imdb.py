@@ -160,7 +160,8 @@ def verdict(o: Outcome) -> Verdict:
     checks.update(task_claims.late_checks(o, o.memorized, reached, "memorization"))
     checks.update(task_claims.constraint_checks(o, o.memorized))
     base_final = [r["test_acc"][-1] for r in o.results["baseline"]]
-    preconditions = {
+    preconditions = task_claims.claim_1_preconditions(o.landscape)
+    preconditions |= {
         "the baseline generalizes above chance": (
             bool(o.target > MEMORIZED_TEST_MAX),
             f"baseline final test acc {np.round(base_final, 3).tolist()}, target {o.target:.3f} "

@@ -147,7 +147,8 @@ def verdict(o: Outcome) -> Verdict:
     checks.update(task_claims.late_checks(o, o.fitted, reached, "fitting"))
     checks.update(task_claims.constraint_checks(o, o.fitted))
     base_fit = o.fitted("baseline")
-    preconditions = {
+    preconditions = task_claims.claim_1_preconditions(o.landscape)
+    preconditions |= {
         "the baseline fits its training molecules": (
             bool(np.all(np.isfinite(base_fit))),
             f"baseline train loss <= {FITTED:g} at steps {base_fit.tolist()}",

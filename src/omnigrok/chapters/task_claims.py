@@ -193,6 +193,14 @@ def claim_1_checks(land: goldilocks.Landscape) -> dict[str, tuple[bool, str]]:
     return {f"claim 1, {k.split(': ', 1)[1]}": v for k, v in goldilocks.shape_checks(land).items()}
 
 
+def claim_1_preconditions(land: goldilocks.Landscape) -> dict[str, tuple[bool, str]]:
+    """What every claim of a task chapter needs from its landscape: w_c an interior minimum of
+    test loss (claim 1's precondition). On a monotone landscape there is no Goldilocks norm to
+    hold a run at or to walk into, so claims 2 and 3 cannot be tested either."""
+    pre = goldilocks.interior_precondition(land)
+    return {f"claim 1, {k.split(': ', 1)[1]}": v for k, v in pre.items()}
+
+
 def late_checks(
     o, fit: Callable[[str], np.ndarray], reached: str, fit_word: str
 ) -> dict[str, tuple[bool, str]]:
