@@ -7,6 +7,7 @@ runs on hand-built outcomes, so a verdict is exercised without training or build
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -229,7 +230,7 @@ def large_init_outcome(edge: Edge | None = None, **run_kw) -> large_init.Outcome
     sweep = [large_init_run(c, **run_kw) for c in s.sweep()]
     main = [r for r in sweep if r.config in set(s.main())]
     edge = edge or Edge(W_EDGE)
-    return large_init.Outcome(s, 0.5 * W_EDGE, edge.value, main, sweep, edge)
+    return large_init.Outcome(s, 0.5 * W_EDGE, edge.value, main, sweep, edge, land(U_GOOD))
 
 
 def passed(verdict, name: str) -> list[bool]:
@@ -259,7 +260,7 @@ def test_claim2_fails_a_run_that_generalizes_far_inside_the_zone():
     assert old_claim2_edge_check(o)
     v = large_init.verdict(o)
     assert passed(v, "it generalizes when the norm reaches the zone's edge") == [False]
-    assert passed(v, "the delay is ln(w0/w_edge)/(lr γ) within 2x") == [False]
+    assert passed(v, "within 2x of the step its norm enters the zone") == [False]
     assert v.status == PARTLY
 
 
@@ -273,12 +274,12 @@ def test_claim2_fails_a_run_that_is_already_in_the_zone_when_it_memorizes():
 
 def test_claim2_is_not_tested_without_a_measured_zone_edge():
     bound = large_init.verdict(large_init_outcome(edge=Edge(W_EDGE, is_bound=True)))
-    assert bound.status == NOT_TESTED and "w_edge = ≥ 20" in bound.evidence[0]
+    assert bound.status == NOT_TESTED and "w_edge = ≥ 20" in bound.evidence[1]
     assert large_init.numbers(large_init_outcome(edge=Edge(W_EDGE, is_bound=True)))["w_edge"] == (
         "≥ 20"
     )
     none = large_init.verdict(large_init_outcome(edge=Edge(math.nan, note="no norm reaches 0.8")))
-    assert none.status == NOT_TESTED and "no norm reaches 0.8" in none.evidence[0]
+    assert none.status == NOT_TESTED and "no norm reaches 0.8" in none.evidence[1]
 
 
 def test_claim2_a_diverged_run_fails_saying_why():
@@ -287,6 +288,41 @@ def test_claim2_a_diverged_run_fails_saying_why():
     v = large_init.verdict(o)
     assert v.status == PARTLY
     assert any("✗ it generalizes" in line and "a diverged run" in line for line in v.evidence)
+
+
+def test_claim2_fails_a_run_whose_norm_never_moves():
+    # Accuracy jumps at ln(w0/w_edge)/(lr γ), as predicted, but the norm stays at w0.
+    o = large_init_outcome()
+    for r in o.sweep:
+        r.metrics["norm"] = np.full(len(r.steps), r["norm"][0])
+    old = large_init._measured_over_predicted(o.sweep, o.w_edge)
+    assert np.all((old >= 0.5) & (old <= 2))  # the old check: within 2x of the prediction
+    v = large_init.verdict(o)
+    assert passed(v, "within 2x of the step its norm enters the zone") == [False]
+    assert v.status == PARTLY
+
+
+def test_claim2_is_not_tested_on_a_monotone_claim_1_landscape():
+    monotone = land([2.0, 1.0, 0.6, 0.4, 0.3, 0.2, 0.1])
+    o = large_init_outcome()
+    v = large_init.verdict(dataclasses.replace(o, landscape=monotone))
+    assert large_init.verdict(o).status == REPRODUCED and v.status == NOT_TESTED
+    assert v.evidence[0].startswith("✗ precondition: claim 1's w_c is an interior minimum")
+
+
+def test_claim2_a_run_cut_short_or_logged_only_at_step_0_is_not_tested():
+    o = large_init_outcome()
+    r = o.sweep[0]
+    o.sweep[0] = RunResult(r.config, r.steps[:100], {k: v[:100] for k, v in r.metrics.items()})
+    v = large_init.verdict(o)
+    assert v.status == NOT_TESTED
+    assert any("logged to step" in line and "of 20000" in line for line in v.evidence)
+    only_0 = {k: v[:1] for k, v in r.metrics.items()}
+    o = large_init_outcome()
+    o.sweep[:] = [RunResult(x.config, x.steps[:1], only_0) for x in o.sweep]
+    o.main[:] = o.sweep[:2]
+    v = large_init.verdict(o)
+    assert v.status == NOT_TESTED and "logged to step 0 of 20000" in " ".join(v.evidence)
 
 
 # ---------------------------------------------------------------- claim 3: constraint
@@ -377,6 +413,51 @@ def test_claim3_a_held_run_that_never_generalizes_fails_saying_so():
     assert any("held at w_c never reached 0.8 (seeds [0, 1, 2])" in line for line in v.evidence)
 
 
+def old_claim3_preconditions_pass(o: constraint.Outcome) -> bool:
+    """Claim 3's preconditions before issue 22: only that the unconstrained run is late."""
+    return all(np.all(o.delays(task, "unconstrained") >= constraint.LATE) for task in o.setup.bases)
+
+
+def test_claim3_is_not_tested_when_the_held_runs_sit_at_8x_w_c():
+    o = constraint_outcome()
+    for r in o.results["mnist", "held at w_c"]:
+        r.metrics["norm"] = np.full(len(r.steps), 80.0)  # logged at 8x the w_c it claims
+    assert old_claim3_preconditions_pass(o)
+    v = constraint.verdict(o)
+    assert v.status == NOT_TESTED
+    assert any(
+        line.startswith("✗ precondition: the held runs keep their norm") and "700.00% off" in line
+        for line in v.evidence
+    )
+
+
+def test_claim3_is_not_tested_on_a_monotone_claim_1_or_a_run_cut_short():
+    o = constraint_outcome()
+    monotone = dataclasses.replace(o, landscape=land([2.0, 1.0, 0.6, 0.4, 0.3, 0.2, 0.1]))
+    assert old_claim3_preconditions_pass(monotone)
+    assert constraint.verdict(dataclasses.replace(o, landscape=land(U_GOOD))).status == REPRODUCED
+    v = constraint.verdict(monotone)
+    assert v.status == NOT_TESTED
+    assert any(line.startswith("✗ precondition: claim 1's w_c") for line in v.evidence)
+    r = o.results["modadd", "unconstrained"][0]
+    cut = RunResult(r.config, r.steps[:150], {k: v[:150] for k, v in r.metrics.items()})
+    o.results["modadd", "unconstrained"][0] = cut
+    v = constraint.verdict(o)
+    assert (
+        v.status == NOT_TESTED
+        and "modadd α=1 γ=1 seed 0: logged to step 590 of 10000" in " ".join(v.evidence)
+    )
+
+
+def test_claim3_a_control_that_turns_nan_is_no_control():
+    o = constraint_outcome()
+    for r in o.results["mnist", "held at α·w0"]:
+        r.metrics["test_acc"] = np.where(r.steps > 500, math.nan, r["test_acc"])
+    v = constraint.verdict(o)
+    assert passed(v, "control") == [False] and v.status == PARTLY
+    assert any("not finite (diverged), not a control" in line for line in v.evidence)
+
+
 # ---------------------------------------------------------------- claim 4: axes
 
 T4 = 10_000
@@ -463,6 +544,24 @@ def test_claim4_a_diverged_norm_fails_saying_why():
     v = axes.verdict([r])
     assert v.status == PARTLY
     assert any(line.startswith("✗ the norm") and "not finite" in line for line in v.evidence)
+
+
+def test_claim4_a_constant_norm_is_called_constant_not_diverged():
+    r = axes_run(ramp(3000, 5000))
+    r.metrics["norm"] = np.full(len(STEPS4), 7.0)
+    v = axes.verdict([r])
+    line = next(x for x in v.evidence if "the norm looks smoother" in x)
+    assert line.startswith("✗") and "norm constant (no kinks on either axis) for seeds [0]" in line
+    assert "not finite" not in line
+    assert axes.verdict([axes_run(ramp(3000, 5000))]).status == REPRODUCED
+
+
+def test_claim4_a_run_logged_only_at_step_0_is_not_tested():
+    r = axes_run(ramp(3000, 5000))
+    only_0 = RunResult(r.config, r.steps[:1], {k: v[:1] for k, v in r.metrics.items()})
+    v = axes.verdict([only_0])
+    assert v.status == NOT_TESTED and "0 of 1 seeds" in v.evidence[0]
+    assert "logged at fewer than two steps after 0" in " ".join(v.evidence)
 
 
 def test_claim4_t10_and_t90_need_persistence():

@@ -34,6 +34,11 @@ PERSIST = 3
 HOLD_STEPS = 100
 HOLD_SHARE = 0.05
 STAY = 0.9
+# The rule in words, for the criteria that use it.
+HOLD_RULE = (
+    f"held at every logged point for max({HOLD_STEPS} steps, {HOLD_SHARE:.0%} of the step) and "
+    f"at least {PERSIST} logged points, within the run, and at {STAY:.0%} of the points to its end"
+)
 
 # Seed spreads are sample standard deviations (ddof=1) everywhere: a handful of seeds is a
 # sample of what other seeds would do, not the whole population.

@@ -207,6 +207,21 @@ def interior_precondition(land: Landscape) -> dict[str, tuple[bool, str]]:
     return {f"{label_of(land.task)}: w_c is an interior minimum of test loss": (ok, what)}
 
 
+def w_c_precondition(
+    land: Landscape | None, given: float | None = None
+) -> dict[str, tuple[bool, str]]:
+    """For a claim that uses claim 1's w_c or zone edge (claims 2 and 3, the rivals): claim 1's
+    w_c is an interior minimum of test loss. On a monotone landscape there is no Goldilocks
+    norm to walk into or hold a run at. ``land`` None: w_c was ``given`` by hand, not read off
+    claim 1 (nothing to check; None and None fails)."""
+    name = "claim 1's w_c is an interior minimum of test loss"
+    if land is None:
+        what = "claim 1's landscape is not known" if given is None else f"w_c given: {given:.3g}"
+        return {name: (given is not None, what)}
+    ((ok, what),) = interior_precondition(land).values()
+    return {name: (ok, f"{label_of(land.task)}: {what}")}
+
+
 def _first_rise(values: np.ndarray, floor: float = 0.0) -> int:
     """Index of the first value more than NOISE above the lowest before it and above ``floor``
     (values at or under ``floor`` are all equally fitted); -1 where ``values`` falls throughout."""

@@ -117,7 +117,7 @@ class Outcome:
         self, regime: str, metric: str, threshold: float, lower: bool = False
     ) -> np.ndarray:
         """Each seed's first step from which ``metric`` stays at least ``threshold`` (``lower``:
-        at most, for a loss) for ``PERSIST`` logged points; inf where it never does."""
+        at most, for a loss) by ``omnigrok.metrics``' rule; inf where it never does."""
         sign = -1.0 if lower else 1.0
         return np.array(
             [
