@@ -610,3 +610,27 @@ def test_task_chapters_and_modadd_need_an_interior_w_c():
     held.test_loss[:] = np.linspace(2.0, 0.1, held.test_loss.shape[1])  # monotone: no w_c
     v = modadd_landscape.verdict(held)
     assert v.status == NOT_TESTED and "precondition: w_c is an interior minimum" in v.evidence[0]
+
+
+def odd_run(r: RunResult, kind: str) -> RunResult:
+    """``r`` logged only at step 0, with every curve NaN, or with a constant finite norm."""
+    if kind == "step 0 only":
+        return RunResult(r.config, r.steps[:1], {k: v[:1] for k, v in r.metrics.items()})
+    if kind == "all NaN":
+        return RunResult(r.config, r.steps, {k: np.full(len(r.steps), math.nan) for k in r.metrics})
+    return RunResult(r.config, r.steps, {**r.metrics, "norm": np.full(len(r.steps), 3.0)})
+
+
+@pytest.mark.parametrize("kind", ["step 0 only", "all NaN", "constant norm"])
+def test_every_criterion_gives_a_verdict_with_reasons_on_odd_runs(kind):
+    o = constraint_outcome()
+    results = {k: [odd_run(r, kind) for r in v] for k, v in o.results.items()}
+    v3 = constraint.verdict(constraint.Outcome(o.setup, results))
+    o = large_init_outcome()
+    sweep = [odd_run(r, kind) for r in o.sweep]
+    odd2 = dataclasses.replace(o, sweep=sweep, main=sweep[:2])
+    v2, numbers = large_init.verdict(odd2), large_init.numbers(odd2)
+    v4 = axes.verdict([odd_run(axes_run(ramp(3000, 5000)), kind)])
+    for v in (v2, v3, v4):
+        assert v.status != REPRODUCED and any(line.startswith("✗") for line in v.evidence)
+    assert set(numbers) >= {"step_generalized", "step_norm_enters_zone"}
