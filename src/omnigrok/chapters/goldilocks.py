@@ -268,11 +268,15 @@ def _u_shape(test: np.ndarray) -> tuple[bool, str]:
     )
 
 
-def _majority(per_seed: list[tuple[bool, str]], together: tuple[bool, str], name: str):
-    """A shape that a majority of seeds has AND the seeds together have; the evidence line."""
+def _majority(
+    per_seed: list[tuple[bool, str]], together: tuple[bool, str], name: str
+) -> tuple[bool, str]:
+    """A shape that a majority of seeds has AND the seeds together have; the evidence line
+    (seeds counted in the setup's order: the landscape does not keep their numbers)."""
     n_ok = sum(ok for ok, _ in per_seed)
     ok = together[0] and n_ok > len(per_seed) / 2
-    failed = [f"seed {k}: {what}" for k, (good, what) in enumerate(per_seed) if not good]
+    n = len(per_seed)
+    failed = [f"seed {k + 1} of {n}: {what}" for k, (good, what) in enumerate(per_seed) if not good]
     return bool(ok), (
         f"{name}: {together[1]}; {n_ok} of {len(per_seed)} seeds have the shape (a majority "
         "required)" + (f" (not: {'; '.join(failed[:2])})" if failed else "")
