@@ -140,3 +140,16 @@ def test_book_cost_counts_wider_models_by_their_flops():
     assert cost.relative_cost(modadd_run()) == 1.0
     widths = {c.model.widths[1] for c in cost.book_runs("smoke") if c.task.name == "mnist"}
     assert set(profiles.WIDTHS["smoke"]) <= widths
+
+
+def test_the_comparison_tables_say_what_the_official_mnist_code_does():
+    from omnigrok import paper
+    from omnigrok.chapters import large_init
+
+    claim1 = paper.comparison("claim1", goldilocks.Setup("paper").configs())
+    assert "| precision | — | float32 (no dtype set) |" in claim1
+    assert "logs the per-sample sum, 10x the mean" in claim1
+    assert "redrawn at every evaluation (the best value kept) | first 2000 (harder" in claim1
+    claim2 = paper.comparison("claim2", large_init.Setup("paper").main())
+    assert "logs the per-sample sum, 10x the mean" in claim2
+    assert "claim 1's landscape (w_c, zone edge) | — | float32;" in claim2

@@ -7,9 +7,11 @@ import pytest
 
 from omnigrok.metrics import (
     PERSIST,
+    Reached,
     first_step_reaching,
     goldilocks_norm,
     grokking_delay,
+    reaching,
     refine_minimum,
     spread,
     upper_edge,
@@ -24,25 +26,78 @@ def test_first_step_reaching_and_never():
     assert first_step_reaching(STEPS, [0, 0.1, 0.2, 0.3, 0.4], 0.9) == math.inf
 
 
+def old_first_step_reaching(steps, values, threshold, persist=3) -> float:
+    """The rule before issue 22: 3 consecutive logged points, a slice past the end complete."""
+    above = np.asarray(values, float) >= threshold
+    for i in np.flatnonzero(above):
+        if above[i : i + persist].all():
+            return float(np.asarray(steps)[i])
+    return math.inf
+
+
+LOGGED = np.unique(np.r_[np.arange(31), np.rint(np.geomspace(30, 10_000, 120))]).astype(int)
+
+
 def test_a_threshold_counts_only_where_the_curve_stays_above_it():
     steps = np.arange(0, 1000, 100)
     blip = [0, 0.95, 0.2, 0.3, 0.95, 0.96, 0.97, 0.99, 1, 1]  # one noisy point at step 100
     assert PERSIST == 3
-    assert first_step_reaching(steps, blip, 0.9, persist=1) == 100  # the old reading
+    assert old_first_step_reaching(steps, blip, 0.9, persist=1) == 100
     assert first_step_reaching(steps, blip, 0.9) == 400
-    # NaN (a diverged run) never counts as reached and breaks a streak.
-    assert first_step_reaching(steps, [0, 1, math.nan, 1, 1, 1, 0, 0, 0, 0], 0.9) == 300
-    # A crossing that holds to the run's last logged point counts: the run ended, not the curve.
-    assert first_step_reaching(steps, [0] * 8 + [1, 1], 0.9) == 800
+    # NaN (a diverged run) never counts as reached.
+    assert first_step_reaching(steps, [math.nan] * 10, 0.9) == math.inf
     with pytest.raises(ValueError, match="persist"):
         first_step_reaching(steps, blip, 0.9, persist=0)
 
 
+def test_a_three_point_transient_is_not_reached():
+    steps = np.arange(0, 1000, 100)
+    transient = [0.1, 0.1, 0.1, 0.8, 0.8, 0.8, 0.1, 0.1, 0.1, 0.1]
+    assert old_first_step_reaching(steps, transient, 0.8) == 300
+    assert first_step_reaching(steps, transient, 0.8) == math.inf
+    nan_gap = [0, 1, math.nan, 1, 1, 1, 0, 0, 0, 0]  # three points, then back down for good
+    assert old_first_step_reaching(steps, nan_gap, 0.9) == 300
+    assert first_step_reaching(steps, nan_gap, 0.9) == math.inf
+
+
+def test_a_crossing_the_run_end_cuts_short_is_not_reached_but_reported():
+    steps = np.arange(0, 1000, 100)
+    touches = [0.85] * 9 + [0.9]  # a plateau at 85% whose last point touches 90%
+    assert old_first_step_reaching(steps, touches, 0.9) == 900
+    r = reaching(steps, touches, 0.9)
+    assert r.step == math.inf and r.unconfirmed == 900
+    assert str(r) == "900 at the end of the run, not confirmed"
+    late = reaching(steps, [0] * 8 + [1, 1], 0.9)  # two points, 100 steps: the hold is not over
+    assert late == Reached(math.inf, 800.0) and first_step_reaching(steps, [0] * 8 + [1, 1], 0.9)
+    assert str(reaching(steps, [0] * 10, 0.9)) == "never"
+
+
+def test_the_hold_is_in_steps_not_logged_points():
+    # Logged every step early on: three points over steps 20-22 are not a hold of 100 steps.
+    values = np.where((LOGGED >= 20) & (LOGGED <= 22), 0.95, 0.5)
+    values = np.where(LOGGED >= 2000, 0.95, values)
+    assert old_first_step_reaching(LOGGED, values, 0.9) == 20
+    assert first_step_reaching(LOGGED, values, 0.9) == LOGGED[LOGGED >= 2000][0]
+
+
+def test_a_curve_that_holds_is_reached_by_both_rules_and_may_dip_later():
+    clean = np.where(LOGGED >= 500, 0.95, 0.1)
+    first = LOGGED[LOGGED >= 500][0]
+    assert old_first_step_reaching(LOGGED, clean, 0.9) == first
+    assert first_step_reaching(LOGGED, clean, 0.9) == first
+    dip = clean.copy()
+    dip[-5:-2] = 0.5  # a later dip of 3 of the ~60 points from there on: allowed
+    assert reaching(LOGGED, dip, 0.9) == Reached(float(first))
+    drops = np.where(LOGGED >= 3000, 0.5, clean)  # back below for most of the rest: not
+    assert first_step_reaching(LOGGED, drops, 0.9) == math.inf
+
+
 def test_grokking_delay_is_the_ratio_of_test_to_train_steps():
-    train = [0, 0.95, 1, 1, 1]
-    test = [0, 0.1, 0.2, 0.95, 1]
-    assert grokking_delay(STEPS, train, test) == 100
-    assert math.isnan(grokking_delay(STEPS, [0] * 5, test))
+    steps = np.arange(0, 10_001, 10)
+    train = np.where(steps >= 10, 1.0, 0.0)
+    test = np.where(steps >= 1000, 0.95, 0.1)
+    assert grokking_delay(steps, train, test) == 100
+    assert math.isnan(grokking_delay(steps, np.zeros(len(steps)), test))
 
 
 def test_goldilocks_norm_finds_an_interior_minimum_in_any_order():
@@ -158,3 +213,17 @@ def test_run_config_round_trips_through_its_dict():
     for cfg in (mnist_run(constraint="fixed", target_norm=3.0), modadd_run(p=23)):
         again = RunConfig.from_dict(cfg.to_dict())
         assert again == cfg and run_key(again) == run_key(cfg)
+
+
+def test_seed_outcomes_say_when_the_run_ended_before_a_crossing_held():
+    from omnigrok.report import seed_outcomes
+    from omnigrok.store import RunResult
+    from omnigrok.tasks import mnist_run
+
+    steps = np.arange(0, 1001, 100)
+    touches = RunResult(mnist_run(steps=1000), steps, {"test_acc": np.r_[[0.85] * 10, 0.9]})
+    held = RunResult(mnist_run(steps=1000, seed=1), steps, {"test_acc": np.r_[0.1, [0.9] * 10]})
+    table = seed_outcomes([touches, held], "test_acc", 0.9)
+    assert "| 1000 at the end of the run, not confirmed |" in table
+    assert "crossed at the end of the run, not confirmed |" in table
+    assert "| 1 | 100 | 0.9 | 0.9 | reached |" in table

@@ -137,7 +137,8 @@ def _outcome(repr_at: dict, gen_at: dict, zones: dict) -> rep.Outcome:
         for c, t_r, t_g in zip(
             s.regime_configs(regime), repr_at[regime], gen_at[regime], strict=True
         ):
-            steps = log_schedule(c.steps, c.n_log)
+            # Ten times the smoke budget: a crossing needs 100 steps to hold (metrics' rule).
+            steps = log_schedule(10 * c.steps, c.n_log)
             metrics = {
                 rep.PROBE: _curve(steps, t_r, 0.3, 0.9),
                 "test_acc_novel": _curve(steps, t_g, 0.0, 1.0),
@@ -165,8 +166,8 @@ GOOD_ZONES = {0.0: [0.9, 0.95, 0.9], 1.0: [0.1, 0.9, 0.1]}
 def test_the_verdict_passes_when_the_representation_leads_and_a_given_one_widens_the_zone():
     inf = math.inf
     o = _outcome(
-        by_regime([60, 70], [20, 25], [inf, inf]),
-        by_regime([100, 110], [40, 40], [inf, inf]),
+        by_regime([600, 700], [200, 250], [inf, inf]),
+        by_regime([1000, 1100], [400, 400], [inf, inf]),
         GOOD_ZONES,
     )
     v = rep.verdict(o)
@@ -177,8 +178,8 @@ def test_the_verdict_passes_when_the_representation_leads_and_a_given_one_widens
 def test_the_verdict_fails_a_representation_that_lags_and_a_zone_that_does_not_widen():
     inf = math.inf
     o = _outcome(
-        by_regime([120, 130], [20, 25], [inf, inf]),
-        by_regime([100, 110], [40, 40], [inf, inf]),
+        by_regime([1200, 1300], [200, 250], [inf, inf]),
+        by_regime([1000, 1100], [400, 400], [inf, inf]),
         {0.0: [0.1, 0.9, 0.1], 1.0: [0.1, 0.9, 0.1]},
     )
     failed = [line for line in rep.verdict(o).evidence if line.startswith("✗")]

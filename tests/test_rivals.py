@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from omnigrok import train
-from omnigrok.chapters import constraint, rivals
+from omnigrok.chapters import constraint, goldilocks, rivals
 from omnigrok.config import RunConfig, run_key
 from omnigrok.models import NandaTransformer, PlainMLP, TransformerSpec, init_params
 from omnigrok.norms import scale_
@@ -371,6 +371,11 @@ def test_the_verdict_asks_every_lever_as_good_as_the_constraint_to_need_the_norm
     changed = dict(results)
     changed["mnist", "output scale held"] = synthetic(s, "mnist", "output scale held", 40, 400, 1)
     assert rivals.verdict(rivals.Outcome(s, changed)).status == REPRODUCED
+    # Nor on a claim 1 landscape without an interior minimum, where MNIST's w_c came from it.
+    flat = np.tile(np.geomspace(2.0, 0.1, 7), (2, 1))
+    monotone = goldilocks.Landscape("mnist", np.geomspace(0.1, 10, 7), flat, flat, flat, flat)
+    v = rivals.verdict(rivals.Outcome(s, results, monotone))
+    assert v.status == NOT_TESTED and "claim 1's w_c is an interior minimum" in v.markdown()
     # Without a late baseline on one task there is nothing to judge.
     results["mnist", rivals.BASELINE] = synthetic(s, "mnist", rivals.BASELINE, 100, 150, 0.9)
     assert rivals.verdict(rivals.Outcome(s, results)).status == NOT_TESTED

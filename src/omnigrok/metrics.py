@@ -13,30 +13,92 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# A threshold counts as reached only where the curve stays at or above it for this many
-# consecutive logged points (or until the run's last logged point): one noisy evaluation is
-# not generalization. At the paper's settings the log schedule's linear half is 20000/125 =
-# 160 steps apart, so 3 points confirm a crossing within ~320 steps of it.
+# When a curve has "reached" a threshold (test accuracy 0.9, a target loss), one rule in steps,
+# not logged points, for every chapter (paper Sec. 3: generalization is what a run keeps, not
+# one lucky evaluation). A logged step s counts where
+#
+# 1. every logged value in the window [s, s + hold] is >= the threshold, hold = max(HOLD_STEPS,
+#    HOLD_SHARE x s): a few evaluations can be a few steps apart on a log schedule, so the hold
+#    is a span of training, and it grows with s because a later transient lasts longer;
+# 2. the window holds at least PERSIST logged points (where logging is sparse, the window runs on
+#    to the PERSIST-th logged point from s), and the run has a logged point at or after the
+#    window's end: a run that ends inside the window has not shown that it holds;
+# 3. from s to the run's end at least STAY of the logged points are >= the threshold: a later dip
+#    is allowed, a return below for most of what is left is not.
+#
+# A crossing the run's end cuts short (1 holds up to the last logged point, 2 does not) is not
+# reached: ``reaching`` reports its step as ``unconfirmed``. NaN is never at a threshold.
+# At the paper's settings (log schedule's linear half 20000/125 = 160 steps apart) a crossing
+# at step 4000 must hold for 200 steps and 3 evaluations, i.e. ~320 steps.
 PERSIST = 3
+HOLD_STEPS = 100
+HOLD_SHARE = 0.05
+STAY = 0.9
+# The rule in words, for the criteria that use it.
+HOLD_RULE = (
+    f"held at every logged point for max({HOLD_STEPS} steps, {HOLD_SHARE:.0%} of the step) and "
+    f"at least {PERSIST} logged points, within the run, and at {STAY:.0%} of the points to its end"
+)
 
 # Seed spreads are sample standard deviations (ddof=1) everywhere: a handful of seeds is a
 # sample of what other seeds would do, not the whole population.
 DDOF = 1
 
 
+@dataclass(frozen=True)
+class Reached:
+    """Where a curve reached a threshold by the rule above: ``step`` (``inf``: never), and
+    ``unconfirmed``, the step of a crossing that held to the run's last logged point but that
+    the run's end cut short of the hold (NaN: none)."""
+
+    step: float
+    unconfirmed: float = math.nan
+
+    def __str__(self) -> str:
+        if np.isfinite(self.step):
+            return f"{self.step:.0f}"
+        if np.isfinite(self.unconfirmed):
+            return f"{self.unconfirmed:.0f} at the end of the run, not confirmed"
+        return "never"
+
+
+def reaching(
+    steps: np.ndarray, values: np.ndarray, threshold: float, persist: int = PERSIST
+) -> Reached:
+    """The first logged step from which ``values >= threshold`` holds by the module's rule
+    (hold, at least ``persist`` logged points in it, the run outlasting it, and STAY of the rest
+    of the run at the threshold), or where the run ended before a crossing could be confirmed."""
+    if persist < 1:
+        raise ValueError(f"persist must be >= 1, got {persist}")
+    steps, values = np.asarray(steps, float), np.asarray(values, float)
+    if steps.shape != values.shape or steps.ndim != 1:
+        raise ValueError(
+            f"steps and values must be 1-d arrays of equal length, got {steps.shape} and "
+            f"{values.shape}"
+        )
+    above = values >= threshold  # NaN compares False: never reached
+    n = len(steps)
+    below_before = np.r_[0, np.cumsum(~above)]  # below_before[k]: points below in [0, k)
+    above_after = np.cumsum(above[::-1])[::-1]  # points >= threshold from k to the end
+    for i in np.flatnonzero(above):
+        end = max(steps[i] + max(HOLD_STEPS, HOLD_SHARE * steps[i]), steps[min(i + persist, n) - 1])
+        j = int(np.searchsorted(steps, end, side="right"))  # window: [i, j)
+        if below_before[j] - below_before[i] > 0:
+            continue
+        if j - i < persist or steps[-1] < end:
+            return Reached(math.inf, float(steps[i]))  # held to the end, which came too soon
+        if above_after[i] >= STAY * (n - i):
+            return Reached(float(steps[i]))
+    return Reached(math.inf)
+
+
 def first_step_reaching(
     steps: np.ndarray, values: np.ndarray, threshold: float, persist: int = PERSIST
 ) -> float:
-    """First logged step from which ``values >= threshold`` holds for ``persist`` consecutive
-    logged points (fewer only where the run ends first); ``inf`` if never (a run that never
-    generalizes has an infinite delay, not a missing one). NaN never counts as reached."""
-    if persist < 1:
-        raise ValueError(f"persist must be >= 1, got {persist}")
-    above = np.asarray(values, float) >= threshold
-    for i in np.flatnonzero(above):
-        if above[i : i + persist].all():  # a slice past the end is shorter: the run ended
-            return float(np.asarray(steps)[i])
-    return math.inf
+    """``reaching(...).step``: the first logged step at which ``values >= threshold`` is
+    reached and held by the module's rule; ``inf`` if never, or only at the end of the run,
+    unconfirmed (a run that never generalizes has an infinite delay, not a missing one)."""
+    return reaching(steps, values, threshold, persist).step
 
 
 def grokking_delay(
@@ -91,12 +153,15 @@ class Goldilocks:
 
 
 def goldilocks_norm(norms: Sequence[float], test_losses: Sequence[float]) -> Goldilocks:
-    """w_c = argmin of test loss over a grid of fixed norms (paper Fig. 1-2)."""
+    """w_c = argmin of test loss over a grid of fixed norms (paper Fig. 1-2); NaN (and not
+    interior) where no loss is finite, so a criterion can say so instead of failing."""
     norms, losses = np.asarray(norms, float), np.asarray(test_losses, float)
     if norms.shape != losses.shape or norms.ndim != 1 or len(norms) < 3:
         raise ValueError("norms and test_losses must be 1-d arrays of equal length >= 3")
     order = np.argsort(norms)
     norms, losses = norms[order], losses[order]
+    if not np.isfinite(losses).any():
+        return Goldilocks(math.nan, math.nan, False)
     i = int(np.nanargmin(losses))
     return Goldilocks(float(norms[i]), float(losses[i]), 0 < i < len(norms) - 1)
 
@@ -163,6 +228,8 @@ def refine_minimum(norms: Sequence[float], test_losses: Sequence[float]) -> Refi
     model is exact for its own shape, symmetric or not. With fewer than five points around the
     minimum, half-parabolas alone (four points) or the symmetric parabola (three)."""
     g = goldilocks_norm(norms, test_losses)
+    if not np.isfinite(g.w_c):
+        return RefinedMinimum(math.nan, math.nan, math.nan, math.nan, "grid")
     norms, losses = np.asarray(norms, float), np.asarray(test_losses, float)
     order = np.argsort(norms)
     norms, losses = norms[order], losses[order]

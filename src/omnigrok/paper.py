@@ -42,6 +42,28 @@ def _batch(configs: list[RunConfig]) -> str:
     return _values(configs, lambda c: c.batch_size or "full batch")
 
 
+def _first_test(configs: list[RunConfig]) -> str:
+    """The page's test images: the first ``n_test`` of the test set, the same at every
+    evaluation (the official landscape notebook draws a new random batch each time). The first
+    2,000 are harder than the whole set: at α = 1, 0.88 test accuracy on them vs 0.91 on all
+    10,000 (an independent run of the official notebook)."""
+    harder = " (harder: at α = 1, 0.88 test acc on them vs 0.91 on all 10,000)"
+    return _values(
+        configs, lambda c: f"first {c.task.n_test}{harder}" if c.task.n_test else "all 10,000"
+    )
+
+
+def _mse_logged(configs: list[RunConfig]) -> str:
+    """The page's loss: trained and logged as the same mean over the outputs."""
+    return _values(configs, lambda c: f"{c.loss}, mean over the outputs, logged as trained")
+
+
+# The official MNIST notebooks train on nn.MSELoss (the mean over the 10 outputs) but log the
+# per-sample sum over them, 10x the mean: their loss curves and landscapes read 10x ours.
+# An independent run of the official notebooks found it; it matters where losses are compared.
+MSE_OFFICIAL = "nn.MSELoss (mean over the 10 outputs); logs the per-sample sum, 10x the mean"
+
+
 MNIST_LANDSCAPE: list[Row] = [
     ("steps", "—", "1e4", _field("steps")),
     ("batch size", "—", "100", _batch),
@@ -53,9 +75,17 @@ MNIST_LANDSCAPE: list[Row] = [
         lambda cs: f"{len({c.init_scale for c in cs})} values, 0.1 to 10",
     ),
     ("training images", "1000", "1000", _task("n_train")),
-    ("test images", "—", "2000 (a subset)", _task("n_test")),
+    # A fresh random draw per evaluation with the best value kept reads higher than a fixed set.
+    (
+        "test images",
+        "—",
+        "2000 random, redrawn at every evaluation (the best value kept)",
+        _first_test,
+    ),
+    ("loss", "MSE on one-hot", MSE_OFFICIAL, _mse_logged),
     ("loss reported", "final", "best during training", lambda cs: "final"),
-    ("precision", "—", "float64", _field("dtype")),
+    # The landscape notebook never sets a dtype: PyTorch's default, float32.
+    ("precision", "—", "float32 (no dtype set)", _field("dtype")),
     ("seeds", "1", "1", _seeds),
 ]
 TEACHER_LANDSCAPE: list[Row] = [
@@ -76,10 +106,16 @@ MNIST_LARGE_INIT: list[Row] = [
     ("steps", "1e5", "1e5", _field("steps")),
     ("batch size", "200", "200", _batch),
     ("learning rate", "1e-3 (AdamW)", "1e-3 (AdamW)", _field("lr")),
-    ("loss", "MSE on one-hot", "MSE on one-hot (mean)", _field("loss")),
+    ("loss", "MSE on one-hot", MSE_OFFICIAL, _mse_logged),
     ("training images", "1000", "first 1000", _task("n_train")),
     ("test images", "—", "all 10,000", _task("n_test")),
     ("precision", "—", "float64", _field("dtype")),
+    (
+        "claim 1's landscape (w_c, zone edge)",
+        "—",
+        "float32; 2000 random test images redrawn per evaluation, best value kept",
+        lambda cs: "as claim 1's page: first 2000 test images, final value",
+    ),
     ("seeds", "1", "1", _seeds),
 ]
 MODADD: list[Row] = [

@@ -19,7 +19,7 @@ import numpy as np
 
 from omnigrok import REPOSITORY
 from omnigrok.config import RunConfig
-from omnigrok.metrics import first_step_reaching
+from omnigrok.metrics import reaching
 from omnigrok.models import describe
 from omnigrok.store import RunResult
 from omnigrok.task import get as get_task
@@ -198,8 +198,9 @@ def seed_outcomes(
     """A markdown table with one row per run: what became of it, never averaged away.
 
     Each run either reached ``metric`` >= ``threshold`` (``lower``: <=, for a loss) (at which
-    step), stalled short of it (its best and final values say how far), or diverged (at which
-    step)."""
+    step, held by ``omnigrok.metrics``' rule), crossed it only as the run ended (not confirmed:
+    the run ended before the hold), stalled short of it (its best and final values say how far),
+    or diverged (at which step)."""
     sign, short = ("≤", "above") if lower else ("≥", "below")
     lines = [
         f"| run | seed | {metric} {sign} {threshold:.3g} at step | best | final | outcome |",
@@ -208,7 +209,8 @@ def seed_outcomes(
     for r in results:
         c, curve = r.config, r[metric]
         oriented = -curve if lower else curve
-        step = first_step_reaching(r.steps, oriented, -threshold if lower else threshold)
+        reached = reaching(r.steps, oriented, -threshold if lower else threshold)
+        step = reached.step
         finite = curve[np.isfinite(curve)]
         best = f"{(finite.min() if lower else finite.max()):.3g}" if len(finite) else "—"
         final = f"{curve[-1]:.3g}" if np.isfinite(curve[-1]) else "NaN"
@@ -216,9 +218,11 @@ def seed_outcomes(
             outcome = f"diverged at step {r.diverged_at}"
         elif np.isfinite(step):
             outcome = "reached"
+        elif np.isfinite(reached.unconfirmed):
+            outcome = "crossed at the end of the run, not confirmed"
         else:
             outcome = f"stalled {short} {threshold:.3g} for all {c.steps} steps"
-        at = f"{step:.0f}" if np.isfinite(step) else "never"
+        at = str(reached)
         name = f"α={c.init_scale:g}, γ={c.weight_decay:g}" + (
             f", norm held ({c.constraint})" if c.constraint != "none" else ""
         )

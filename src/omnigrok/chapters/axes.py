@@ -20,6 +20,7 @@ transition is measured on it, else on ``test_acc``, and the verdict says which.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,7 +28,7 @@ import numpy as np
 from omnigrok.chapters import base
 from omnigrok.chapters.base import Chapter, fetch, modadd_base
 from omnigrok.config import RunConfig
-from omnigrok.metrics import PERSIST, first_step_reaching, spread
+from omnigrok.metrics import HOLD_RULE, PERSIST, first_step_reaching, spread
 from omnigrok.plots import PALETTE, plot_seeds, subplots, themed
 from omnigrok.store import RunResult
 from omnigrok.task import make_task
@@ -82,8 +83,8 @@ def accuracy_curve(r: RunResult) -> str:
 
 
 def jump(r: RunResult) -> dict[str, float]:
-    """The 10% -> 90% transition of ``accuracy_curve(r)`` (each threshold held ``PERSIST``
-    logged points): its steps and how wide it looks per axis."""
+    """The 10% -> 90% transition of ``accuracy_curve(r)`` (each threshold held by
+    ``omnigrok.metrics``' rule): its steps and how wide it looks per axis."""
     acc = r[accuracy_curve(r)]
     t10 = first_step_reaching(r.steps, acc, 0.1, PERSIST)
     t90 = first_step_reaching(r.steps, acc, 0.9, PERSIST)
@@ -119,8 +120,13 @@ def reading(j: dict[str, float]) -> str:
 
 def roughness(r: RunResult, axis: str, n: int = 100) -> float:
     """Largest neighbour-to-neighbour norm change, as a share of its range, sampled evenly
-    along ``axis``."""
-    steps, norm = r.steps[r.steps > 0], r["norm"][r.steps > 0]
+    along ``axis``: 0 for a constant norm (no kinks on any axis), NaN where fewer than two
+    steps after 0 are logged or the norm is not finite."""
+    steps, norm = r.steps[r.steps > 0], np.asarray(r["norm"], float)[r.steps > 0]
+    if len(steps) < 2 or not np.all(np.isfinite(norm)):
+        return math.nan
+    if norm.max() == norm.min():
+        return 0.0
     if axis == "log":
         x = np.geomspace(steps[0], steps[-1], n)
     else:
@@ -176,15 +182,27 @@ def _curves(results: list[RunResult]) -> str:
     return "; ".join(words[n] for n in names)
 
 
-def _nan_why(results: list[RunResult], values: np.ndarray, what: str) -> str:
-    """Which seeds' ``values`` are not finite, as an evidence suffix; "" if none."""
-    bad = [r.config.seed for r, v in zip(results, values, strict=True) if not np.isfinite(v)]
-    return f" ({what} not finite for seeds {bad}: a diverged run?)" if bad else ""
+def _norm_why(results: list[RunResult], values: np.ndarray) -> str:
+    """Why some seeds' norm roughness (``values``) says nothing, as an evidence suffix ("" if
+    none): a norm that is not finite (diverged), logged at fewer than two steps, or constant."""
+    why = {
+        "not finite (a diverged run?)": [
+            r.config.seed for r in results if not np.all(np.isfinite(r["norm"]))
+        ],
+        "logged at fewer than two steps after 0": [
+            r.config.seed for r in results if np.count_nonzero(r.steps > 0) < 2
+        ],
+        "constant (no kinks on either axis)": [
+            r.config.seed for r, v in zip(results, values, strict=True) if v == 0
+        ],
+    }
+    parts = [f"norm {what} for seeds {seeds}" for what, seeds in why.items() if seeds]
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 CRITERION = (
-    "given that every seed rises from 10% to 90% accuracy within the budget (each held "
-    f"{PERSIST} logged points; on test pairs whose mirror is not in training where logged), "
+    "given that every seed rises from 10% to 90% accuracy within the budget (each "
+    f"{HOLD_RULE}; on test pairs whose mirror is not in training where logged), "
     f"for every seed the rise looks sudden on the log axis (at most {SUDDEN_SHARE:g} of the "
     "x-range, and narrower than on the linear axis) while the axis-free width (t90 - t10)/t10 "
     f"says it is not sudden (at least {NOT_SUDDEN_WIDTH:g}), and the norm curve shows smaller "
@@ -226,8 +244,7 @@ def verdict(results: list[RunResult]) -> Verdict:
         "the norm looks smoother on the log axis": (
             bool(np.all(rough_log < rough_lin)),
             f"largest step between neighbours: log {np.round(rough_log, 3).tolist()} vs "
-            f"linear {np.round(rough_lin, 3).tolist()}"
-            + _nan_why(results, rough_log + rough_lin, "norm"),
+            f"linear {np.round(rough_lin, 3).tolist()}" + _norm_why(results, rough_log + rough_lin),
         ),
     }
     notes = [f"seed {r.config.seed}: {reading(x)}" for r, x in zip(results, j, strict=True)]

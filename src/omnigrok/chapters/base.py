@@ -80,6 +80,26 @@ def final(results: Sequence[RunResult], metric: str) -> np.ndarray:
     return np.array([r[metric][-1] for r in results])
 
 
+def complete_precondition(results: Sequence[RunResult]) -> dict[str, tuple[bool, str]]:
+    """Every run logged to its budget (``config.steps``), or ended by divergence (the only rule
+    that stops a run early). A curve cut short would read as "never reached" where the run was
+    never finished: a failed precondition ("not tested"), not evidence, naming the runs."""
+    short = [
+        f"{r.config.task.name} α={r.config.init_scale:g} γ={r.config.weight_decay:g} seed "
+        f"{r.config.seed}: logged to step {int(r.steps[-1]) if len(r.steps) else 0} of "
+        f"{r.config.steps}"
+        for r in results
+        if r.diverged_at is None and (len(r.steps) == 0 or r.steps[-1] < r.config.steps)
+    ]
+    what = "; ".join(short[:3]) + (f" and {len(short) - 3} more" if len(short) > 3 else "")
+    return {
+        "every run is logged to its budget (or diverged)": (
+            not short,
+            what or f"all {len(results)} runs logged to their last step",
+        )
+    }
+
+
 @dataclass(frozen=True)
 class Chapter:
     """One chapter, as the dashboard, the cost page, the archive and the tests see it.

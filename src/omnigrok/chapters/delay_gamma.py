@@ -70,6 +70,7 @@ class Outcome:
     setup: Setup
     edge: Edge  # claim 1's zone edge at test accuracy 0.8
     results: dict  # γ -> list[RunResult], seed order
+    landscape: goldilocks.Landscape | None = None  # claim 1's, whose w_c must be interior
 
     def steps(self, gamma: float) -> np.ndarray:
         return np.array([large_init.times(r)["generalized"] for r in self.results[gamma]])
@@ -92,9 +93,9 @@ class Outcome:
 def run(s: Setup, progress: bool = True) -> Outcome:
     found = fetch(s.configs(), s.device, progress)
     land_runs = [found[c] for c in s.landscape.task_configs("mnist")]
-    edge = goldilocks.landscape(s.landscape, "mnist", land_runs).zone_edge(large_init.GENERALIZED)
+    land = goldilocks.landscape(s.landscape, "mnist", land_runs)
     results = {g: [found[c] for c in s.gamma_configs(g)] for g in s.gammas}
-    return Outcome(s, edge, results)
+    return Outcome(s, land.zone_edge(large_init.GENERALIZED), results, land)
 
 
 def numbers(o: Outcome) -> dict[str, str]:
@@ -123,6 +124,8 @@ def verdict(o: Outcome) -> Verdict:
     slope, used = o.fit()
     ratios = np.concatenate([o.steps(g) / o.predicted(g) for g in o.setup.gammas])
     preconditions = {
+        **goldilocks.w_c_precondition(o.landscape),
+        **base.complete_precondition([r for runs in o.results.values() for r in runs]),
         "claim 1's zone edge is measured": (
             o.edge.measured,
             f"w_edge = {o.edge} (a value inside the grid required, not a bound)",
@@ -148,7 +151,8 @@ def verdict(o: Outcome) -> Verdict:
 
 
 CRITERION = (
-    f"with claim 1's zone edge measured and every seed generalizing (test acc >= "
+    f"with claim 1's w_c an interior minimum of test loss and its zone edge measured, every run "
+    f"logged to its budget, and every seed generalizing (test acc >= "
     f"{large_init.GENERALIZED}) at >= {MIN_POINTS} values of γ: the seed-mean steps fall as "
     f"1/γ (log-log slope {SLOPE:g} ± {SLOPE_TOLERANCE:g} over those γ), and every run's steps "
     f"are within {DELAY_FACTOR:g}x of ln(w0/w_edge)/(lr γ)"

@@ -23,7 +23,7 @@ from omnigrok.chapters import base, goldilocks
 from omnigrok.chapters.base import Chapter, fetch
 from omnigrok.checks import check_float
 from omnigrok.config import RunConfig, TaskSpec
-from omnigrok.metrics import PERSIST, Edge, first_step_reaching, spread
+from omnigrok.metrics import HOLD_RULE, PERSIST, Edge, first_step_reaching, spread
 from omnigrok.plots import PALETTE, plot_seeds, subplots, themed, title
 from omnigrok.store import RunResult
 from omnigrok.tasks import mnist_run
@@ -41,8 +41,11 @@ LATE = 3.0  # "generalizes late": the test step at least this many times the mem
 # zone and outside the band that counts as "at the edge", so the two are told apart. 1.5 is
 # about one step of claim 1's quick α grid (1.58x).
 EDGE_FACTOR = 1.5
-# The paper's delay estimate ln(w0/w)/(lr γ) ignores the gradient's pull on the norm, so it is
-# an order-of-magnitude estimate: measured within this factor of it, at every run of the sweep.
+# The delay, judged on the norm's own path: every run of the sweep generalizes within this
+# factor of the step its logged norm enters the zone (falls to w_edge and stays). The paper's
+# estimate ln(w0/w)/(lr γ) predicts that step from the initial norm alone, so a run whose norm
+# never moves but whose accuracy jumps at the predicted step would pass it; it is reported,
+# not judged.
 DELAY_FACTOR = 2.0
 
 SWEEP_FACTOR = 2**0.5  # the delay sweep: α and γ each divided and multiplied by this
@@ -116,6 +119,7 @@ class Outcome:
     main: list[RunResult]
     sweep: list[RunResult]
     edge: Edge | None = None  # w_edge with whether it is only a bound (None: a value)
+    landscape: goldilocks.Landscape | None = None  # claim 1's, whose w_c must be interior
 
     @property
     def zone_edge(self) -> Edge:
@@ -130,16 +134,22 @@ def run(s: Setup, progress: bool = True) -> Outcome:
     sweep = [found[c] for c in s.sweep()]
     main = [found[c] for c in s.main()]
     edge = land.zone_edge(GENERALIZED)
-    return Outcome(s, land.goldilocks().w_c, edge.value, main, sweep, edge)
+    return Outcome(s, land.goldilocks().w_c, edge.value, main, sweep, edge, land)
 
 
 def times(r: RunResult, generalized: float = GENERALIZED) -> dict[str, float]:
     """Steps to memorize (train acc >= MEMORIZED) and to generalize (test acc >=
-    ``generalized``), each held for ``PERSIST`` logged points."""
+    ``generalized``), each held by ``omnigrok.metrics``' rule."""
     return {
         "memorized": first_step_reaching(r.steps, r["train_acc"], MEMORIZED, PERSIST),
         "generalized": first_step_reaching(r.steps, r["test_acc"], generalized, PERSIST),
     }
+
+
+def entry_step(r: RunResult, w_edge: float) -> float:
+    """The step the logged norm enters the zone: falls to ``w_edge`` or below and stays there
+    (``omnigrok.metrics``' rule for a threshold); inf where it never does."""
+    return first_step_reaching(r.steps, -np.asarray(r["norm"], float), -w_edge, PERSIST)
 
 
 def predicted_delay(r: RunResult, w_target: float) -> float:
@@ -176,6 +186,8 @@ def numbers(o: Outcome) -> dict[str, str]:
         "delay_ratio": str(spread(_ratio(gen, mem))),
         "predicted_delay": str(spread([predicted_delay(r, o.w_edge) for r in o.main])),
         "measured_over_predicted": str(spread(_measured_over_predicted(o.sweep, o.w_edge))),
+        "step_norm_enters_zone": str(spread([entry_step(r, o.w_edge) for r in o.main])),
+        "generalized_over_entry": str(spread(_after_entry(o.sweep, o.w_edge))),
     }
 
 
@@ -184,6 +196,15 @@ def _ratio(later, earlier) -> np.ndarray:
     later, earlier = np.asarray(later, float), np.maximum(np.asarray(earlier, float), 1)
     with np.errstate(invalid="ignore"):
         return np.where(np.isfinite(later) & np.isfinite(earlier), later / earlier, np.nan)
+
+
+def _after_entry(runs: list[RunResult], w_edge: float) -> np.ndarray:
+    """Per run: steps to generalize / steps for the logged norm to enter the zone; NaN where
+    the norm never entered it (or generalization never came: inf / inf)."""
+    gen = np.array([times(r)["generalized"] for r in runs], float)
+    entry = np.array([entry_step(r, w_edge) for r in runs], float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(np.isfinite(entry), gen / np.maximum(entry, 1), np.nan)
 
 
 def _measured_over_predicted(runs: list[RunResult], w_edge: float) -> np.ndarray:
@@ -223,14 +244,17 @@ def _round(values: np.ndarray, digits: int) -> list:
 
 
 def preconditions(o: Outcome) -> dict[str, tuple[bool, str]]:
-    """What the claim needs before it can be judged: a zone edge to compare the norm with."""
+    """What the claim needs before it can be judged: claim 1's w_c an interior minimum (a
+    Goldilocks zone at all), a zone edge to compare the norm with, and every run finished."""
     edge = o.zone_edge
     return {
+        **goldilocks.w_c_precondition(o.landscape),
         "claim 1's zone edge is measured": (
             edge.measured,
             f"w_edge = {edge} (largest held norm with test acc >= {GENERALIZED}; a value inside "
             "the grid required, not a bound)",
-        )
+        ),
+        **base.complete_precondition(o.sweep),
     }
 
 
@@ -248,7 +272,8 @@ def verdict(o: Outcome) -> Verdict:
         _mean_delay(o.sweep, init_scale=s.base.init_scale, weight_decay=g) for g in s.weight_decays
     ]
     test_at_mem = np.array([value_at(r, "test_acc", m) for m, r in zip(mem, o.main, strict=True)])
-    ratio = _measured_over_predicted(o.sweep, w_edge)
+    after = _after_entry(o.sweep, w_edge)
+    entry = [entry_step(r, w_edge) for r in o.sweep]
     with np.errstate(invalid="ignore"):
         at_edge = gen_norm / w_edge
         outside = mem_norm / w_edge
@@ -275,10 +300,13 @@ def verdict(o: Outcome) -> Verdict:
             f"(between 1/{EDGE_FACTOR:g} and {EDGE_FACTOR:g}x required; w_c = {o.w_c:.3g})"
             f"{nan_main}",
         ),
-        f"the delay is ln(w0/w_edge)/(lr γ) within {DELAY_FACTOR:g}x, every run": (
-            bool(np.all((ratio >= 1 / DELAY_FACTOR) & (ratio <= DELAY_FACTOR))),
-            f"measured / predicted steps over the sweep: {_round(ratio, 2)} (between "
-            f"1/{DELAY_FACTOR:g} and {DELAY_FACTOR:g} required){_diverged(o.sweep)}",
+        f"it generalizes within {DELAY_FACTOR:g}x of the step its norm enters the zone, "
+        "every run": (
+            bool(np.all((after >= 1 / DELAY_FACTOR) & (after <= DELAY_FACTOR))),
+            f"the logged norm falls to w_edge at steps {_round(entry, 0)} over the sweep (inf: "
+            f"never); steps to generalize / that step: {_round(after, 2)} (between "
+            f"1/{DELAY_FACTOR:g} and {DELAY_FACTOR:g} required; NaN: the norm never entered)"
+            f"{_diverged(o.sweep)}",
         ),
         "delay grows with α and shrinks with γ": (
             bool(_increasing(by_alpha) and _increasing(by_gamma[::-1])),
@@ -291,12 +319,14 @@ def verdict(o: Outcome) -> Verdict:
 
 CRITERION = (
     f"given a zone edge w_edge from claim 1 (held-norm test acc >= {GENERALIZED}; a bound is not "
-    f"enough), every seed memorizes (train acc >= {MEMORIZED}, held {PERSIST} logged points) "
+    f"enough), every seed memorizes (train acc >= {MEMORIZED}, {HOLD_RULE}) "
     f"while test acc is <= {MEMORIZED_TEST_MAX} and its norm above {EDGE_FACTOR:g}x w_edge, "
     f"generalizes (test acc >= {GENERALIZED}) at >= {LATE:g}x that step with its norm within "
     f"{EDGE_FACTOR:g}x of w_edge on either side; every run of the α and γ sweep generalizes "
-    f"within {DELAY_FACTOR:g}x of ln(w0/w_edge)/(lr γ) steps, and the delay orders with α and γ "
-    "as that predicts; a norm that is not finite fails the check"
+    f"within {DELAY_FACTOR:g}x of the step its logged norm enters the zone (falls to w_edge and "
+    "stays), and the delay orders with α and γ as ln(w0/w_edge)/(lr γ) predicts; claim 1's w_c "
+    "must be an interior minimum of test loss and every run logged to its budget; a norm that "
+    "is not finite fails the check"
 )
 
 

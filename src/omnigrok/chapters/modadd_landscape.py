@@ -106,7 +106,8 @@ def verdict(land: goldilocks.Landscape) -> Verdict:
         f"0.8·w0 = {norm:.3g} is {ratio:.3g}x w_c = {w_c:.3g}; the zone's upper edge at "
         f"{ZONE}: {land.zone_edge(ZONE)}",
     )
-    return judge("Claim 1 on modular addition", CRITERION, checks)
+    pre = {k.split(": ", 1)[1]: v for k, v in goldilocks.interior_precondition(land).items()}
+    return judge("Claim 1 on modular addition", CRITERION, checks, pre)
 
 
 CRITERION = (

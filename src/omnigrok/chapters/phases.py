@@ -4,7 +4,7 @@ question "grokking happens with limited data trained for a long time").
 Claim 2's run (the paper's MLP, AdamW with weight decay) at each initialization scale α and
 training-set size N of ``profiles.PHASES``, seeds as the profile's. Each run is put in one of
 four phases by when it fits its training set (train acc >= 0.99) and when it generalizes (test
-acc >= the threshold at its N, ``Outcome.threshold``), each held for ``PERSIST`` logged points:
+acc >= the threshold at its N, ``Outcome.threshold``), each held by ``omnigrok.metrics``' rule:
 
 * comprehension: generalizes, with no delay (before ``LATE`` x the step it fit, or without
   ever fitting);
@@ -36,7 +36,7 @@ from omnigrok import profiles
 from omnigrok.chapters import base, large_init
 from omnigrok.chapters.base import Chapter, fetch
 from omnigrok.config import RunConfig, TaskSpec
-from omnigrok.metrics import PERSIST
+from omnigrok.metrics import HOLD_RULE
 from omnigrok.plots import PALETTE, subplots, themed
 from omnigrok.verdict import Verdict, judge
 
@@ -244,8 +244,8 @@ def verdict(o: Outcome) -> Verdict:
 CRITERION = (
     f"each run's phase from its steps to fit (train acc >= {large_init.MEMORIZED}) and to "
     f"generalize (test acc >= {GENERALIZED}, or {RELATIVE:g}x the standard init's mean final "
-    f"test acc at the same N where that is lower, never below {FLOOR:g}), each held {PERSIST} "
-    f"logged points: grokking if it generalizes at >= {LATE:g}x the step it fit, comprehension "
+    f"test acc at the same N where that is lower, never below {FLOOR:g}), each {HOLD_RULE}"
+    ": grokking if it generalizes at >= {LATE:g}x the step it fit, comprehension "
     "if it generalizes sooner (or without fitting), memorization if it fits and never generalizes, "
     "confusion if neither; a cell's phase is its seeds' majority. Reproduced if, with some cell "
     f"comprehending, grokking cells exist, all at α > {STANDARD_INIT:g} and N below the grid's "

@@ -41,7 +41,7 @@ HELD_ALPHA = modadd_landscape.PAPER_ALPHA  # the paper's constrained run: 0.8 of
 GENERALIZED = 0.95  # novel-pair test accuracy: claim 3's threshold on modular addition
 # A representation "forms" when the concentration rises by at least MIN_RISE (a share of the
 # power: Nanda's init at P = 59 holds ~0.2 in its top 5, an embedding on 5 frequencies 1); its
-# step is the first logged step past HALF of its rise, held PERSIST logged points.
+# step is the first logged step past HALF of its rise, held by omnigrok.metrics' rule.
 MIN_RISE = 0.1
 HALF = 0.5
 ZONE = large_init.GENERALIZED  # MNIST: final test accuracy that counts as generalizing
@@ -98,7 +98,7 @@ setup = Setup
 
 def representation_step(r: RunResult) -> float:
     """The step the embedding's Fourier concentration has made ``HALF`` its rise (held
-    ``PERSIST`` logged points); ``inf`` where it never rises by ``MIN_RISE``."""
+    by ``omnigrok.metrics``' rule); ``inf`` where it never rises by ``MIN_RISE``."""
     c = np.asarray(r[PROBE], float)
     rise = np.nanmax(c) - c[0]
     if not rise >= MIN_RISE:  # NaN (a diverged run) fails too
@@ -107,7 +107,7 @@ def representation_step(r: RunResult) -> float:
 
 
 def generalization_step(r: RunResult) -> float:
-    """First step novel-pair test accuracy >= ``GENERALIZED``, held ``PERSIST`` log points."""
+    """First step novel-pair test accuracy >= ``GENERALIZED``, held (``omnigrok.metrics``)."""
     return first_step_reaching(r.steps, r["test_acc_novel"], GENERALIZED, PERSIST)
 
 

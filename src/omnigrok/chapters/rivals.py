@@ -26,7 +26,7 @@ modular addition, the α = 8 run of claim 2 on MNIST) with one change:
   held while the outputs' scale moves freely, is ``norm held at w_c``.
 
 Per task, method and seed: the step test accuracy reaches claim 3's threshold for the task
-(held ``PERSIST`` logged points), its delay (that step over the train step at the same
+(held by ``omnigrok.metrics``' rule), its delay (that step over the train step at the same
 threshold), and the weight norm when it generalized, over its init norm. A method *removes the
 delay* where every seed generalizes within the budget with no delay of its own (claim 3's
 criterion); it is *as fast as the constraint* where every seed generalizes and its median step
@@ -46,11 +46,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from omnigrok import profiles
-from omnigrok.chapters import base, constraint, large_init
+from omnigrok.chapters import base, constraint, goldilocks, large_init
 from omnigrok.chapters.base import Chapter, fetch
 from omnigrok.checks import check_float
 from omnigrok.config import RunConfig
-from omnigrok.metrics import PERSIST, first_step_reaching, grokking_delay, spread
+from omnigrok.metrics import HOLD_RULE, PERSIST, first_step_reaching, grokking_delay, spread
 from omnigrok.plots import PALETTE, plot_seeds, subplots, themed
 from omnigrok.store import RunResult
 from omnigrok.verdict import Verdict, judge
@@ -101,6 +101,7 @@ class Setup(base.Setup):
     chapter = "rivals"
     logit_scale: float | None = None
     mnist_w_c: float | None = None
+    from_claim_1: bool = False  # mnist_w_c was read off claim 1's landscape (``with_w_c``)
     claim3: constraint.Setup = field(init=False)  # the base and held runs of each task
 
     def __post_init__(self) -> None:
@@ -189,16 +190,17 @@ def with_w_c(s: Setup, progress: bool = True) -> Setup:
     if s.mnist_w_c is not None:
         return s
     claim3 = constraint.with_w_c(s.claim3, progress)
-    return dataclasses.replace(s, mnist_w_c=claim3.w_c["mnist"])
+    return dataclasses.replace(s, mnist_w_c=claim3.w_c["mnist"], from_claim_1=True)
 
 
 @dataclass(frozen=True)
 class Outcome:
     setup: Setup
     results: dict  # (task, method) -> list[RunResult], seed order
+    landscape: goldilocks.Landscape | None = None  # claim 1's MNIST one (None: w_c was given)
 
     def steps(self, task: str, method: str) -> np.ndarray:
-        """Per seed: first step test acc >= the task's threshold, held PERSIST logged points
+        """Per seed: first step test acc >= the task's threshold, held by omnigrok.metrics' rule
         (inf: never)."""
         return np.array(
             [
@@ -253,15 +255,19 @@ class Outcome:
 
 def run(s: Setup, progress: bool = True) -> Outcome:
     """Every method's runs through one ``run_sweep``; where MNIST's w_c is not given, claim 1's
-    MNIST landscape first (loaded, if stored), as claim 3."""
-    s = with_w_c(s, progress)
+    MNIST landscape first (loaded, if stored), as claim 3; the outcome keeps it, for its
+    precondition."""
+    land = None
+    if s.mnist_w_c is None or s.from_claim_1:  # stored by now where read off it before
+        land = constraint.claim_1(s.claim3, progress)
+        s = dataclasses.replace(s, mnist_w_c=land.goldilocks().w_c, from_claim_1=True)
     found = fetch(s.configs(), s.device, progress)
     results = {
         (task, m): [found[c] for c in s.method_configs(task, m)]
         for task in TASKS
         for m in METHODS[task]
     }
-    return Outcome(s, results)
+    return Outcome(s, results, land)
 
 
 def speedup(o: Outcome, task: str, method: str) -> np.ndarray:
@@ -396,7 +402,7 @@ def method_verdict(o: Outcome, task: str, method: str) -> Verdict:
 METHOD_CRITERION = (
     f"given a delay to remove (every weight-decay seed reaches the task's test threshold at "
     f"least {LATE:g}x after its train step, or never), every seed of the method reaches it "
-    f"within the budget (held {PERSIST} logged points) at most {DELAY_REMOVED:g}x after its "
+    f"within the budget ({HOLD_RULE}) at most {DELAY_REMOVED:g}x after its "
     "train step"
 )
 
@@ -451,6 +457,10 @@ def verdict(o: Outcome) -> Verdict:
         checks.update(c)
         notes += n
         pre.update(preconditions(o, task))
+    # What the held runs and the norm ratios stand on: claim 1's w_c (where MNIST's was read
+    # off it) an interior minimum, and every run finished.
+    pre |= goldilocks.w_c_precondition(o.landscape, o.setup.mnist_w_c)
+    pre |= base.complete_precondition([r for runs in o.results.values() for r in runs])
     return judge("Rivals: the delay goes only where the norm does", CRITERION, checks, pre, notes)
 
 

@@ -117,7 +117,7 @@ class Outcome:
         self, regime: str, metric: str, threshold: float, lower: bool = False
     ) -> np.ndarray:
         """Each seed's first step from which ``metric`` stays at least ``threshold`` (``lower``:
-        at most, for a loss) for ``PERSIST`` logged points; inf where it never does."""
+        at most, for a loss) by ``omnigrok.metrics``' rule; inf where it never does."""
         sign = -1.0 if lower else 1.0
         return np.array(
             [
@@ -191,6 +191,14 @@ def regime_numbers(o, fit: Callable[[str], np.ndarray], fit_key: str, metric: st
 def claim_1_checks(land: goldilocks.Landscape) -> dict[str, tuple[bool, str]]:
     """Claim 1's L and U checks on a task's landscape, named as this chapter's."""
     return {f"claim 1, {k.split(': ', 1)[1]}": v for k, v in goldilocks.shape_checks(land).items()}
+
+
+def claim_1_preconditions(land: goldilocks.Landscape) -> dict[str, tuple[bool, str]]:
+    """What every claim of a task chapter needs from its landscape: w_c an interior minimum of
+    test loss (claim 1's precondition). On a monotone landscape there is no Goldilocks norm to
+    hold a run at or to walk into, so claims 2 and 3 cannot be tested either."""
+    pre = goldilocks.interior_precondition(land)
+    return {f"claim 1, {k.split(': ', 1)[1]}": v for k, v in pre.items()}
 
 
 def late_checks(
