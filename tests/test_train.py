@@ -147,17 +147,17 @@ def test_a_stop_rule_ends_a_run_where_it_has_held_and_keeps_other_keys():
     broken = np.r_[0, 0, 1, 1, 0.5, 1, 1, 1]  # again from 1600: held for 1600 more, to 3200
     assert stop_step(steps, hi, broken, 0.99) == 3300
     assert stop_step(steps, hi, np.r_[0, 0, 1, 1, 1, np.nan, 1, 1], 0.99) is None
-    base = modadd_run(p=23, train_frac=0.5, lr=3e-3, steps=2500, n_log=60, dtype="float64")
-    plain, ruled = base, base.replace(stop_acc=0.99)
+    # P = 23 memorizes by step ~80 and holds test accuracy ~0.5 (its mirrored pairs): a level
+    # it reaches early and keeps, so the rule must end it near step 80 + 1000.
+    base = modadd_run(p=23, train_frac=0.5, lr=3e-3, steps=1500, n_log=60, dtype="float64")
+    plain, ruled = base, base.replace(stop_acc=0.5)
     assert run_key_of(plain) != run_key_of(ruled) and "stop_acc" not in plain.to_dict()
     alone = train_ensemble([plain], "cpu", False)[0]
-    stop = stop_step(alone.steps, alone["train_acc"], alone["test_acc"], 0.99)
-    assert stop is not None and stop < 2500, "the fixture run must generalize within budget"
-    stopped = train_ensemble([ruled], "cpu", False)[0]
-    assert stopped.steps[-1] == stop
+    stop = stop_step(alone.steps, alone["train_acc"], alone["test_acc"], 0.5)
+    assert stop is not None and stop < 1500, "the fixture run must hold the level within budget"
+    stopped, mate = train_ensemble([ruled, plain.replace(seed=1)], "cpu", False)
+    assert stopped.steps[-1] == stop and mate.steps[-1] == 1500
     np.testing.assert_allclose(stopped["test_acc"], alone["test_acc"][: len(stopped.steps)])
-    mixed = train_ensemble([ruled, plain.replace(seed=1)], "cpu", False)
-    assert mixed[0].steps[-1] == stop and mixed[1].steps[-1] == 2500
 
 
 def run_key_of(config):

@@ -24,6 +24,7 @@ import numpy as np
 from omnigrok import profiles
 from omnigrok.checks import check_device, check_profile, parse_seeds
 from omnigrok.config import RunConfig
+from omnigrok.metrics import stop_step
 from omnigrok.store import ResultStore, RunResult
 from omnigrok.sweep import run_sweep
 from omnigrok.tasks import modadd_run
@@ -80,20 +81,30 @@ def final(results: Sequence[RunResult], metric: str) -> np.ndarray:
     return np.array([r[metric][-1] for r in results])
 
 
+def _stopped_by_rule(r: RunResult) -> bool:
+    """Whether ``r``'s own stop rule ended it where its curves end."""
+    if r.config.stop_acc is None or len(r.steps) == 0:
+        return False
+    return stop_step(r.steps, r["train_acc"], r["test_acc"], r.config.stop_acc) == r.steps[-1]
+
+
 def complete_precondition(results: Sequence[RunResult]) -> dict[str, tuple[bool, str]]:
-    """Every run logged to its budget (``config.steps``), or ended by divergence (the only rule
-    that stops a run early). A curve cut short would read as "never reached" where the run was
-    never finished: a failed precondition ("not tested"), not evidence, naming the runs."""
+    """Every run logged to its budget (``config.steps``), or ended by divergence or by its own
+    stop rule (``RunConfig.stop_acc``). A curve cut short otherwise would read as "never
+    reached" where the run was never finished: a failed precondition ("not tested"), not
+    evidence, naming the runs."""
     short = [
         f"{r.config.task.name} α={r.config.init_scale:g} γ={r.config.weight_decay:g} seed "
         f"{r.config.seed}: logged to step {int(r.steps[-1]) if len(r.steps) else 0} of "
         f"{r.config.steps}"
         for r in results
-        if r.diverged_at is None and (len(r.steps) == 0 or r.steps[-1] < r.config.steps)
+        if r.diverged_at is None
+        and (len(r.steps) == 0 or r.steps[-1] < r.config.steps)
+        and not _stopped_by_rule(r)
     ]
     what = "; ".join(short[:3]) + (f" and {len(short) - 3} more" if len(short) > 3 else "")
     return {
-        "every run is logged to its budget (or diverged)": (
+        "every run is logged to its budget (or diverged, or met its stop rule)": (
             not short,
             what or f"all {len(results)} runs logged to their last step",
         )
