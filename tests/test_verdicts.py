@@ -634,3 +634,12 @@ def test_every_criterion_gives_a_verdict_with_reasons_on_odd_runs(kind):
     for v in (v2, v3, v4):
         assert v.status != REPRODUCED and any(line.startswith("✗") for line in v.evidence)
     assert set(numbers) >= {"step_generalized", "step_norm_enters_zone"}
+
+
+def test_claim3_held_runs_log_their_alpha_scaled_init_at_step_0():
+    """A run held at w_c logs its α-scaled init at step 0 (projection comes after the first
+    optimizer step): that is held, not 700% off (the quick archive's runs look like this)."""
+    o = constraint_outcome()
+    for r in o.results["mnist", "held at w_c"]:
+        r.metrics["norm"] = np.where(r.steps == 0, 80.0, 10.0)
+    assert constraint.verdict(o).status == REPRODUCED

@@ -227,13 +227,17 @@ def _seeds(o: Outcome, mask: np.ndarray) -> str:
 
 def held_precondition(o: Outcome) -> dict[str, tuple[bool, str]]:
     """The held runs kept their norm: held at w_c within HELD_TOLERANCE of w_c, held at α·w0
-    of its first logged norm, at every finite logged point (none finite: not held)."""
+    of its first logged norm, at every finite logged point (none finite: not held). Held at
+    w_c counts from step 1: step 0 logs the α-scaled init, before the first projection."""
     off = []
     for task in o.setup.bases:
         for regime in ("held at w_c", "held at α·w0"):
             for r in o.results[task, regime]:
                 norm = np.asarray(r["norm"], float)
-                target = o.setup.w_c[task] if regime == "held at w_c" else norm[0]
+                if regime == "held at w_c":
+                    target, norm = o.setup.w_c[task], norm[np.asarray(r.steps) >= 1]
+                else:
+                    target = norm[0]
                 finite = norm[np.isfinite(norm)]
                 with np.errstate(invalid="ignore", divide="ignore"):
                     worst = float(np.max(np.abs(finite / target - 1))) if len(finite) else np.inf
