@@ -14,11 +14,12 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
-import papermill
 import pytest
 
 from omnigrok.chapters import axes, constraint, goldilocks, large_init
 from omnigrok.report import seed_outcomes
+
+papermill = pytest.importorskip("papermill", reason="the notebook fuzzing needs the [book] extras")
 
 matplotlib.use("Agg")
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"

@@ -11,7 +11,6 @@ import types
 from pathlib import Path
 
 import pytest
-import yaml
 
 import omnigrok
 from omnigrok.report import (
@@ -21,6 +20,8 @@ from omnigrok.report import (
     parameters_section,
     parameters_table,
 )
+
+yaml = pytest.importorskip("yaml", reason="pyyaml comes with the [book] extras")
 
 try:
     import tomllib

@@ -25,6 +25,7 @@ from omnigrok.tasks import teacher_student_run
 from omnigrok.train import BudgetExhausted
 
 ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.ray
 
 TASK_TITLE = "ray::omnigrok_stack"  # the process title of a worker running a stack
 
