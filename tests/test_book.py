@@ -245,9 +245,10 @@ def archived_book(html: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-# Pages that judge no claim: the performance page measures the machine, and the mixed pages
+# Pages that judge no claim: the performance page measures the machine, the official page judges
+# agreement with the authors' code ("agrees" / "differs"), and the mixed pages
 # (dashboard, discussion) show other chapters' verdicts as statuses, not a verdict of their own.
-NO_VERDICT = ("performance", "dashboard", "discussion")
+NO_VERDICT = ("performance", "official", "dashboard", "discussion")
 
 
 def test_the_default_book_shows_every_chapter_with_figures_verdicts_and_profiles(archived_book):

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from omnigrok.plots import PALETTE, subplots, themed
 from omnigrok.store import REPO
 
 RECORD = REPO / "benchmarks" / "official.json"
@@ -35,8 +36,8 @@ TOLERANCES = {
 
 # What each case tests, in the record's order; a case missing from the record is reported so.
 CASES = {
-    "large_init": "α = 8, γ = 0.01 (claim 2's run), the first 20,000 of its 1e5 steps: when it "
-    "memorizes, how far it has generalized, how far the norm has walked",
+    "large_init": "α = 8, γ = 0.01 (claim 2's run), the first steps of its 1e5 (the record says "
+    "how many): when it memorizes, how far it has generalized, how far the norm has walked",
     "held_alpha1": "held at the norm of α = 1 for 3,000 steps, no weight decay (the landscape "
     "notebook's loop): the best test accuracy reached",
     "held_alpha8": "held at the norm of α = 8 for 3,000 steps: the best test accuracy reached "
@@ -141,3 +142,27 @@ def table(record: Mapping[str, Any], case: str) -> str:
             f"{_fmt(c.package, c.kind)} | {diff} | {'yes' if c.agrees else '**no**'} (≤ {limit}) |"
         )
     return "\n".join(lines)
+
+
+@themed
+def figure(record: Mapping[str, Any]):
+    """Each quantity's difference, package minus official, in units of its tolerance: a point
+    per seed; inside the shaded band the two codes agree."""
+    rows = comparisons(record)
+    labels = list(dict.fromkeys(f"{c.case}\n{c.quantity}" for c in rows))
+    fig, ax = subplots(1, 1, row_height=0.6 * len(labels) + 1.4)
+    ax.axvspan(-1, 1, color=PALETTE[2], alpha=0.15, lw=0, label="within tolerance")
+    ax.axvline(0, color="0.4", lw=0.8)
+    for c in rows:
+        how, bound = TOLERANCES[c.kind]
+        scale = bound * (abs(c.official) if how == "relative" else 1.0)
+        gap = 0.0 if c.agrees and math.isinf(c.official) else (c.package - c.official) / scale
+        y = labels.index(f"{c.case}\n{c.quantity}") + (c.seed % 5 - 2) * 0.08
+        ax.scatter(gap, y, color=PALETTE[c.seed % len(PALETTE)], s=24, zorder=3)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.invert_yaxis()
+    seeds = sorted({c.seed for c in rows})
+    ax.set(xlabel="package − official code, in tolerances (linear axis)")
+    ax.set_title(f"against the authors' code\nseeds {seeds}, a point each", fontsize=10)
+    ax.legend(loc="best")
+    return fig
