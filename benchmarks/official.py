@@ -100,8 +100,8 @@ def _at(steps: np.ndarray, values: np.ndarray, step: float) -> float:
     return float(np.interp(step, steps, values))
 
 
-def _large_init_quantities(steps, train_acc, test_acc, norm) -> dict[str, float]:
-    steps, at = np.asarray(steps, float), LARGE_INIT_STEPS
+def _large_init_quantities(steps, train_acc, test_acc, norm, at: int) -> dict[str, float]:
+    steps = np.asarray(steps, float)
     return {
         "train accuracy 0.95 at step": _crossing(steps, np.asarray(train_acc), 0.95),
         f"test accuracy at step {at:,}": _at(steps, np.asarray(test_acc), at),
@@ -116,21 +116,19 @@ def _kind(quantity: str) -> str:
     return "ratio" if quantity.startswith("norm") else "acc"
 
 
-def official_large_init(repo: Path, seed: int) -> dict[str, float]:
+def official_large_init(repo: Path, seed: int, n_steps: int) -> dict[str, float]:
     """mnist-grokking.ipynb's cells, adapted as the module docstring says."""
     cells = [c for c in _cells(repo, GROKKING) if not c.startswith("!") and "plt.plot" not in c]
     params = next(c for c in cells if "optimization_steps =" in c)
-    patched = re.sub(
-        r"optimization_steps = \d+", f"optimization_steps = {LARGE_INIT_STEPS}", params
-    )
+    patched = re.sub(r"optimization_steps = \d+", f"optimization_steps = {n_steps}", params)
     patched = re.sub(r"\nseed = \d+", f"\nseed = {seed}", patched)
-    assert patched.count(str(LARGE_INIT_STEPS)) == 1 and f"seed = {seed}" in patched
+    assert f"optimization_steps = {n_steps}\n" in patched and f"seed = {seed}" in patched
     ns: dict[str, Any] = {}
     for cell in cells:
         exec(patched if cell is params else cell, ns)  # noqa: S102 (the authors' code)
     torch.set_default_dtype(torch.float32)  # the notebook set float64 for its own run
-    return _large_init_quantities(ns["log_steps"], ns["train_accuracies"],
-                                  ns["test_accuracies"], ns["norms"])  # fmt: skip
+    curves = ("log_steps", "train_accuracies", "test_accuracies", "norms")
+    return _large_init_quantities(*(ns[c] for c in curves), at=n_steps)
 
 
 def official_held(repo: Path, alpha: float, seed: int) -> dict[str, float]:
@@ -153,11 +151,12 @@ def official_held(repo: Path, alpha: float, seed: int) -> dict[str, float]:
     return {"best test accuracy": saved["testacc"]}
 
 
-def package_large_init(seeds: list[int]) -> dict[int, dict[str, float]]:
-    runs = [mnist_run(steps=LARGE_INIT_STEPS, seed=s) for s in seeds]  # α 8, γ 0.01, batch 200
+def package_large_init(seeds: list[int], n_steps: int) -> dict[int, dict[str, float]]:
+    runs = [mnist_run(steps=n_steps, seed=s) for s in seeds]  # α 8, γ 0.01, batch 200
     out = {}
     for r in run_sweep(runs, ResultStore(), "cpu", progress=False):
-        quantities = _large_init_quantities(r.steps, r["train_acc"], r["test_acc"], r["norm"])
+        curves = (r.steps, r["train_acc"], r["test_acc"], r["norm"])
+        quantities = _large_init_quantities(*curves, at=n_steps)
         out[r.config.seed] = quantities
     return out
 
@@ -191,8 +190,6 @@ def main(argv: list[str] | None = None) -> int:
         help="steps of the α = 8 case (its float64 loop runs ~5 steps/s on a busy CPU core)",
     )
     args = parser.parse_args(argv)
-    global LARGE_INIT_STEPS
-    LARGE_INIT_STEPS = args.large_init_steps
     for notebook in (GROKKING, LANDSCAPE):
         if not (args.official_repo / notebook).is_file():
             parser.error(f"--official-repo {args.official_repo} has no {notebook}")
@@ -234,8 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     record(
         "large_init",
-        {s: official_large_init(args.official_repo, s) for s in args.seeds},
-        package_large_init(args.seeds),
+        {s: official_large_init(args.official_repo, s, args.large_init_steps) for s in args.seeds},
+        package_large_init(args.seeds, args.large_init_steps),
     )
     print(f"wrote {args.out}")
     return 0
