@@ -369,3 +369,19 @@ def test_on_a_cpu_the_transformer_trains_one_run_per_stack(tmp_path, monkeypatch
         ("transformer", 1),
     ]
     assert sweep.stack_size(modadd[0], "cuda", 64) == 64
+
+
+def test_only_claim_3s_paper_modadd_runs_held_at_w_c_carry_a_stop_rule():
+    """The held runs that converge within hundreds of steps stop; the free and held-high runs
+    keep their budget; the MNIST and quick runs already archived keep their keys."""
+    from omnigrok.chapters import constraint
+
+    for profile in ("paper", "quick"):
+        s = constraint.Setup(profile, mnist_w_c=10.0)
+        for task in constraint.TASKS:
+            for regime in constraint.REGIMES:
+                ruled = {c.stop_acc for c in s.regime_configs(task, regime)}
+                held = profile == "paper" and task == "modadd" and regime == "held at w_c"
+                assert ruled == ({0.99} if held else {None}), (profile, task, regime)
+    claim3 = {s.name: s for s in archive.status("paper", [PAPER])}["claim3"]
+    assert claim3.stored == 15  # the MNIST half archived before the rule: still found

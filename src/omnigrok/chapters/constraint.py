@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from omnigrok import profiles
 from omnigrok.chapters import base, goldilocks, large_init
 from omnigrok.chapters.base import Chapter, fetch, modadd_base
 from omnigrok.checks import check_float
@@ -104,7 +105,10 @@ class Setup(base.Setup):
                     "mnist_w_c is not known until claim 1's landscape is run; pass it, or use "
                     "run(setup), which takes it from there"
                 )
-            base = base.replace(weight_decay=0.0, constraint="fixed", target_norm=self.w_c[task])
+            stop = profiles.HELD_STOP.get(self.profile) if task == "modadd" else None
+            base = base.replace(
+                weight_decay=0.0, constraint="fixed", target_norm=self.w_c[task], stop_acc=stop
+            )
         elif regime == "held at α·w0":
             base = base.replace(weight_decay=0.0, constraint="init")
         return [base.replace(seed=s) for s in self.seeds]
