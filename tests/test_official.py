@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 
 from omnigrok import official
@@ -47,8 +48,16 @@ def test_one_quantity_outside_its_tolerance_differs_naming_it():
     off = {"0": {"best test accuracy": {"kind": "acc", "official": 0.91, "package": 0.87}}}
     status, why = official.verdict(record(held_alpha1=off))
     assert status == "differs" and "held_alpha1 seed 0 best test accuracy" in why
-    assert "| 0 | best test accuracy | 0.910 | 0.870 | 0.040 | **no** (≤ 0.02) |" in official.table(
-        record(held_alpha1=off), "held_alpha1"
+    assert (
+        "| 0 | best test accuracy | 0.910 | 0.870 | 0.0400 | **no** (≤ 0.02) |"
+        in official.table(record(held_alpha1=off), "held_alpha1")
+    )
+
+
+def test_a_difference_at_the_bound_agrees_despite_float32_storage():
+    at_bound = {"kind": "acc", "official": 0.1942, "package": float(np.float32(0.1742))}
+    assert official.verdict(record(held_alpha8={"0": {"best test accuracy": at_bound}}))[0] == (
+        "agrees"
     )
 
 

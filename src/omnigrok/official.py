@@ -34,6 +34,9 @@ TOLERANCES = {
     "ratio": ("relative", 0.02),  # a norm relative to its start: within 2%
 }
 
+# Below this, a difference is float32 storage, not a difference (see ``Comparison.agrees``).
+STORAGE = 1e-6
+
 # What each case tests, in the record's order; a case missing from the record is reported so.
 CASES = {
     "large_init": "α = 8, γ = 0.01 (claim 2's run), the first steps of its 1e5 (the record says "
@@ -65,7 +68,9 @@ class Comparison:
     @property
     def agrees(self) -> bool:
         both_never = math.isinf(self.official) and math.isinf(self.package)
-        return both_never or self.difference <= TOLERANCES[self.kind][1]
+        # STORAGE: float32 stores 1742/10000 as 0.17419999838, so 200 images in 10,000 would
+        # read as 0.0200000016 > 0.02; the bound is on the quantity, not on its rounding.
+        return both_never or self.difference <= TOLERANCES[self.kind][1] + STORAGE
 
 
 def load(path: Path = RECORD) -> dict[str, Any]:
@@ -135,7 +140,7 @@ def table(record: Mapping[str, Any], case: str) -> str:
         if c.case != case:
             continue
         how, bound = TOLERANCES[c.kind]
-        diff = f"{c.difference:.1%}" if how == "relative" else f"{c.difference:.3f}"
+        diff = f"{c.difference:.1%}" if how == "relative" else f"{c.difference:.4f}"
         limit = f"{bound:.0%}" if how == "relative" else f"{bound:g}"
         lines.append(
             f"| {c.seed} | {c.quantity} | {_fmt(c.official, c.kind)} | "
