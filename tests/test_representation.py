@@ -115,7 +115,9 @@ def test_a_probe_is_logged_only_by_runs_that_name_it():
     probed = train_ensemble([base.replace(probe="fourier_top5")], device="cpu", progress=False)
     plain = train_ensemble([base], device="cpu", progress=False)
     curve = probed[0]["fourier_top5"]
-    assert curve.shape == probed[0].steps.shape and np.all((curve > 0) & (curve <= 1))
+    # A share of power: in (0, 1], up to float32 rounding (at P = 11 the top 5 frequencies are
+    # all of them, and the share reads 1.00000012 on this Intel CPU's BLAS).
+    assert curve.shape == probed[0].steps.shape and np.all((curve > 0) & (curve <= 1 + 1e-6))
     assert "fourier_top5" not in plain[0].metrics
     for name in plain[0].metrics:  # the probe changes no other curve
         np.testing.assert_array_equal(plain[0][name], probed[0][name])
