@@ -41,7 +41,7 @@ def _timed(command: list[str], env: dict[str, str], cwd: Path) -> tuple[float, f
 
 def book_build(work: Path) -> dict[str, float]:
     """The default build on a copy of book/ (so the checkout's pages stay), nothing stored."""
-    ignore = shutil.ignore_patterns("_build", "_nb", "_generated", "__pycache__")
+    ignore = shutil.ignore_patterns("_build", "_nb", "_generated", "_extra", "__pycache__")
     shutil.copytree(REPO / "book", work / "book", ignore=ignore)
     # The MathJax copy is fetched once per checkout by npm; a reader's second build has it.
     if (REPO / "book" / "_extra").is_dir():

@@ -21,6 +21,7 @@ anything when a tool the build needs (papermill, jupyter-book, npm for MathJax) 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import importlib.util
 import json
 import os
@@ -223,48 +224,69 @@ def drop_colab_badge(notebook: Path) -> None:
     notebook.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 
-def execute(
-    names: list[str], notebooks: Path, shown: dict[str, tuple[str, list[str]]]
-) -> tuple[dict[str, float], list[Path]]:
-    """Run each notebook through papermill at its profile in ``shown`` (``chapter_profiles``),
-    then label its page; return seconds per notebook and the failed outputs.
-
-    A failure does not stop the others (each is independent and may be long), and its partially
-    executed notebook stays in book/_nb so the traceback can be read there.
-    """
+def execute_one(
+    name: str, notebooks: Path, profile: str, lacking: list[str]
+) -> tuple[str, float, str]:
+    """Run one notebook through papermill at ``profile`` into book/_nb and label its page;
+    return (name, seconds, "" or why it failed). A failed notebook stays in book/_nb so the
+    traceback can be read there."""
     # Imported here, not at the top: without papermill the build still starts, and
     # missing_prerequisites() says what to install instead of an ImportError.
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    source, output = notebooks / f"{name}.ipynb", NB_OUT / f"{name}.ipynb"
+    start = time.perf_counter()
+    failure = ""
+    try:
+        # kernel_name pins the kernel of the Python running this script, whatever kernel the
+        # notebook was last saved with, so the book always runs the installed package.
+        papermill.execute_notebook(
+            source,
+            output,
+            parameters={"profile": profile},
+            kernel_name="python3",
+            cwd=notebooks,
+            progress_bar=False,
+        )
+        hide_parameters(output)
+        drop_colab_badge(output)
+        label_page(output, name, profile, lacking)
+    except PapermillExecutionError as error:
+        failure = f"{error.ename}: {error.evalue}; see {output}"
+    except Exception as error:  # no kernel, invalid notebook, ...: the chapter failed too
+        failure = f"{error!r}; see {output}"
+    return name, round(time.perf_counter() - start, 2), failure
+
+
+def execute(
+    names: list[str], notebooks: Path, shown: dict[str, tuple[str, list[str]]], jobs: int = 1
+) -> tuple[dict[str, float], list[Path]]:
+    """Run each notebook at its profile in ``shown`` (``chapter_profiles``), ``jobs`` at a time;
+    return seconds per notebook and the failed outputs. A failure does not stop the others
+    (each is independent and may be long).
+
+    Several at a time only where nothing trains (the archived and paper builds): each page then
+    only reads stored runs, and its time is mostly its kernel's start and its figures."""
     NB_OUT.mkdir(exist_ok=True)
     seconds: dict[str, float] = {}
     failed: list[Path] = []
-    for name in names:
-        source, output = notebooks / f"{name}.ipynb", NB_OUT / f"{name}.ipynb"
-        start = time.perf_counter()
-        try:
-            # kernel_name pins the kernel of the Python running this script, whatever kernel the
-            # notebook was last saved with, so the book always runs the installed package.
-            papermill.execute_notebook(
-                source,
-                output,
-                parameters={"profile": shown[name][0]},
-                kernel_name="python3",
-                cwd=notebooks,
-                progress_bar=False,
-            )
-            hide_parameters(output)
-            drop_colab_badge(output)
-            label_page(output, name, *shown[name])
-        except PapermillExecutionError as error:
-            failed.append(output)
-            print(f"FAILED {name}: {error.ename}: {error.evalue}; see {output}", file=sys.stderr)
-        except Exception as error:  # no kernel, invalid notebook, ...: the chapter failed too
-            failed.append(output)
-            print(f"FAILED {name}: {error!r}; see {output}", file=sys.stderr)
-        seconds[name] = round(time.perf_counter() - start, 2)
-        print(f"{name:>12}: {seconds[name]:8.1f} s", flush=True)
+    # The pages that read every chapter start first, so no worker is left with them at the end.
+    slow = (*MIXED, "performance", "rivals")
+    order = sorted(names, key=lambda name: name not in slow)
+    tasks = [(name, notebooks, *shown[name]) for name in order]
+    if jobs > 1:
+        # Processes, not threads: each papermill run drives its own kernel and event loop.
+        with concurrent.futures.ProcessPoolExecutor(jobs) as pool:
+            done = list(pool.map(execute_one, *zip(*tasks, strict=True)))
+    else:
+        done = [execute_one(*task) for task in tasks]
+    for name, secs, failure in sorted(done, key=lambda d: names.index(d[0])):
+        seconds[name] = secs
+        if failure:
+            failed.append(NB_OUT / f"{name}.ipynb")
+            print(f"FAILED {name}: {failure}", file=sys.stderr)
+        print(f"{name:>16}: {secs:8.1f} s", flush=True)
     return seconds, failed
 
 
@@ -372,7 +394,10 @@ def main(argv: list[str] | None = None) -> int:
         # The mixed pages (dashboard, discussion) read each chapter at this same profile.
         decided = {name: shown[name][0] for name in ALL_CHAPTERS}
         os.environ[dashboard.BOOK_PROFILES_ENV] = json.dumps(decided)
-        seconds, failed = execute(names, notebooks, shown)
+        # Read-only builds run a page per core (2 on the machines this targets); training
+        # builds one page at a time, each page's sweep using the cores itself.
+        jobs = min(2, os.cpu_count() or 1) if args.profile in (ARCHIVED, "paper") else 1
+        seconds, failed = execute(names, notebooks, shown, jobs)
         if failed:
             print(f"{len(failed)} notebook(s) failed; not building the HTML", file=sys.stderr)
             status = 1
