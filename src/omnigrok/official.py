@@ -109,6 +109,13 @@ def missing_cases(record: Mapping[str, Any]) -> list[str]:
     return [case for case in CASES if case not in record["cases"]]
 
 
+PHRASES = {
+    "agrees": "agrees with",
+    "differs": "differs from",
+    "incomplete": "is incomplete against",
+}
+
+
 def verdict(record: Mapping[str, Any]) -> tuple[str, str]:
     """("agrees" | "differs" | "incomplete", why): agrees when every quantity of every case is
     within its tolerance; differs naming the quantities that are not; incomplete when a case
@@ -158,12 +165,16 @@ def figure(record: Mapping[str, Any]):
     fig, ax = subplots(1, 1, row_height=0.6 * len(labels) + 1.4)
     ax.axvspan(-1, 1, color=PALETTE[2], alpha=0.15, lw=0, label="within tolerance")
     ax.axvline(0, color="0.4", lw=0.8)
+    seen: set[int] = set()
     for c in rows:
         how, bound = TOLERANCES[c.kind]
         scale = bound * (abs(c.official) if how == "relative" else 1.0)
         gap = 0.0 if c.agrees and math.isinf(c.official) else (c.package - c.official) / scale
         y = labels.index(f"{c.case}\n{c.quantity}") + (c.seed % 5 - 2) * 0.08
-        ax.scatter(gap, y, color=PALETTE[c.seed % len(PALETTE)], s=24, zorder=3)
+        first = c.seed not in seen
+        seen.add(c.seed)
+        color = PALETTE[c.seed % len(PALETTE)]
+        ax.scatter(gap, y, color=color, s=24, zorder=3, label=f"seed {c.seed}" if first else None)
     ax.set_yticks(range(len(labels)), labels)
     ax.invert_yaxis()
     seeds = sorted({c.seed for c in rows})
