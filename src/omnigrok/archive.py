@@ -74,7 +74,8 @@ CHAPTER_PARTS = {
 
 
 @contextlib.contextmanager
-def _environ(**values: str) -> Iterator[None]:
+def temporary_environ(**values: str) -> Iterator[None]:
+    """``os.environ`` with ``values`` set inside the block, as it was after it."""
     old = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try:
@@ -133,7 +134,7 @@ def _prepared(ch: Chapter, profile: str, archive: Archives) -> tuple[Any, str]:
         return s, ""
     try:
         layers = os.pathsep.join(str(a) for a in _layers(archive))
-        with _environ(**{TRAIN_ENV: "0", ARCHIVE_ENV: layers}):
+        with temporary_environ(**{TRAIN_ENV: "0", ARCHIVE_ENV: layers}):
             return ch.prepare(s, progress=False), ""
     except MissingRuns:
         return s, ch.waits

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 from omnigrok import archive
@@ -41,22 +40,11 @@ PAPER_REFS = {
 }
 
 
-@contextlib.contextmanager
-def _committed_archives_only() -> Iterator[None]:
+def _committed_archives_only() -> contextlib.AbstractContextManager[None]:
     """Read the committed archives, whatever ``$OMNIGROK_ARCHIVE`` says, and never train to
     fill a README: the table describes what a clone's book shows."""
     layers = os.pathsep.join(str(a) for a in COMMITTED_ARCHIVES.values())
-    values = {TRAIN_ENV: "0", ARCHIVE_ENV: layers}
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    return archive.temporary_environ(**{TRAIN_ENV: "0", ARCHIVE_ENV: layers})
 
 
 def chapters_table() -> str:
