@@ -18,7 +18,7 @@ with these adaptations only (each is also written into the record):
 4. the CPU, one thread (``torch.set_num_threads(1)``).
 
 This package runs the same settings (``omnigrok.tasks.mnist_run``), one thread; the record's
-comparison and verdict are ``omnigrok.official``'s, shown on the book's page "Against the
+comparison and verdict are ``omnigrok.report.official``'s, shown on the book's page "Against the
 authors' code".
 """
 
@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from omnigrok.mnist import load_embedded
+from omnigrok.data.mnist import load_embedded
 from omnigrok.provenance import provenance
 from omnigrok.store import REPO, ResultStore
 from omnigrok.sweep import run_sweep
@@ -110,7 +110,7 @@ def _large_init_quantities(steps, train_acc, test_acc, norm, at: int) -> dict[st
 
 
 def _kind(quantity: str) -> str:
-    """How a quantity is compared (``omnigrok.official.TOLERANCES``)."""
+    """How a quantity is compared (``omnigrok.report.official.TOLERANCES``)."""
     if quantity.endswith("at step"):
         return "step"
     return "ratio" if quantity.startswith("norm") else "acc"

@@ -35,7 +35,7 @@ from pathlib import Path
 from omnigrok import archive, profiles
 from omnigrok.chapters import CHAPTERS, dashboard
 from omnigrok.executors import EXECUTOR_ENV, EXECUTOR_HELP, resolve_executor
-from omnigrok.report import chapter_title
+from omnigrok.report.page import chapter_title
 from omnigrok.store import default_root
 
 BOOK = Path(__file__).resolve().parent

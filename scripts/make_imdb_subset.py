@@ -4,7 +4,7 @@ Writes ``src/omnigrok/_data/imdb_first1000.csv.gz``: byte for byte the header an
 1000 data rows of ``IMDB Dataset.csv`` (the rows the official Omnigrok code reads, paper
 Sec. 3.2), gzip level 9 with no timestamp so the output is the same every time. The source is
 ``../shared/data/imdb/imdb_first2499.csv.gz`` (see its README for provenance), checked against
-its md5 first. The md5 of the result is ``omnigrok.imdb.EMBEDDED_MD5``.
+its md5 first. The md5 of the result is ``omnigrok.data.imdb.EMBEDDED_MD5``.
 
     python scripts/make_imdb_subset.py [SOURCE_CSV_GZ]
 """

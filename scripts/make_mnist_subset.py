@@ -24,7 +24,7 @@ DATA_DIR = REPO_ROOT / "src" / "omnigrok" / "_data"
 # Let the script run from a plain checkout, without installing the package.
 sys.path.insert(0, str(REPO_ROOT / "src"))
 
-from omnigrok.mnist import (  # noqa: E402
+from omnigrok.data.mnist import (  # noqa: E402
     EMBEDDED_N_TRAIN,
     FILES,
     ensure_files,

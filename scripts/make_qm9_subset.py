@@ -2,9 +2,9 @@
 
 Writes ``src/omnigrok/_data/qm9_first3000.npz``: the first 3000 molecules of QM9 in index order
 (the 3,054 unconverged ones absent, as in PyTorch Geometric's ``QM9``), each featurized by
-``omnigrok.qm9.featurize`` (RDKit, from the SMILES) with its ``Polarizability_bohr3``, read from
-the PyPI package ``qm9pack`` 1.0.3 (its CSV parts are checked against their md5 first). Prints
-the file's sha256, which goes into ``omnigrok.qm9.EMBEDDED_SHA256``.
+``omnigrok.data.qm9.featurize`` (RDKit, from the SMILES) with its ``Polarizability_bohr3``,
+read from the PyPI package ``qm9pack`` 1.0.3 (its CSV parts are checked against their md5
+first). Prints the file's sha256, which goes into ``omnigrok.data.qm9.EMBEDDED_SHA256``.
 
     pip install qm9pack==1.0.3 rdkit==2026.9.1   # or: pip install -e '.[qm9]'
     python scripts/make_qm9_subset.py
@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from omnigrok import qm9
+from omnigrok.data import qm9
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TARGET = REPO_ROOT / "src" / "omnigrok" / "_data" / qm9.EMBEDDED

@@ -183,11 +183,11 @@ def test_read_only_mode_names_the_producer(tmp_path, monkeypatch):
 
 
 def test_a_store_reads_its_archives_and_never_writes_there(produced, tmp_path, monkeypatch):
-    from omnigrok.chapters import axes
+    from omnigrok.chapters import claim4
 
     monkeypatch.setenv("OMNIGROK_TRAIN", "0")
     store = ResultStore(tmp_path / "results", archives=[produced])
-    results = run_sweep(axes.setup("smoke", device="cpu").configs(), store=store, progress=False)
+    results = run_sweep(claim4.setup("smoke", device="cpu").configs(), store=store, progress=False)
     assert len(results) == 2 and not (tmp_path / "results").exists()
 
 
@@ -374,12 +374,12 @@ def test_on_a_cpu_the_transformer_trains_one_run_per_stack(tmp_path, monkeypatch
 def test_only_claim_3s_paper_modadd_runs_held_at_w_c_carry_a_stop_rule():
     """The held runs that converge within hundreds of steps stop; the free and held-high runs
     keep their budget; the MNIST and quick runs already archived keep their keys."""
-    from omnigrok.chapters import constraint
+    from omnigrok.chapters import claim3
 
     for profile in ("paper", "quick"):
-        s = constraint.Setup(profile, mnist_w_c=10.0)
-        for task in constraint.TASKS:
-            for regime in constraint.REGIMES:
+        s = claim3.Setup(profile, mnist_w_c=10.0)
+        for task in claim3.TASKS:
+            for regime in claim3.REGIMES:
                 ruled = {c.stop_acc for c in s.regime_configs(task, regime)}
                 held = profile == "paper" and task == "modadd" and regime == "held at w_c"
                 assert ruled == ({0.99} if held else {None}), (profile, task, regime)

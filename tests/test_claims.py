@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from omnigrok.chapters import axes, constraint, goldilocks, large_init, width
-from omnigrok.metrics import refined_minimum
+from omnigrok.chapters import claim1, claim2, claim3, claim4, width
+from omnigrok.report.metrics import refined_minimum
 from omnigrok.store import RunResult
 from omnigrok.tasks import modadd_run
 
@@ -15,17 +15,15 @@ def landscape(test_loss, train_loss=None):
     alphas = np.geomspace(0.1, 10, 5)
     norms = np.tile(alphas * 10, (2, 1))
     train = np.tile(train_loss if train_loss is not None else [1.0, 0.1, 1e-3, 1e-4, 1e-4], (2, 1))
-    return goldilocks.Landscape(
-        "mnist", alphas, norms, train, np.tile(test_loss, (2, 1)), norms * 0
-    )
+    return claim1.Landscape("mnist", alphas, norms, train, np.tile(test_loss, (2, 1)), norms * 0)
 
 
 def test_lu_shapes_pass_and_fail_as_they_should():
-    good = goldilocks.shape_checks(landscape([1.0, 0.3, 0.1, 0.5, 2.0]))
+    good = claim1.shape_checks(landscape([1.0, 0.3, 0.1, 0.5, 2.0]))
     assert all(ok for ok, _ in good.values()), good
-    monotone = goldilocks.shape_checks(landscape([2.0, 1.0, 0.5, 0.3, 0.1]))
+    monotone = claim1.shape_checks(landscape([2.0, 1.0, 0.5, 0.3, 0.1]))
     assert not monotone["MNIST (N=1000): test loss U-shaped"][0]
-    flat_train = goldilocks.shape_checks(landscape([1, 0.3, 0.1, 0.5, 2], [1, 1, 1, 1, 1]))
+    flat_train = claim1.shape_checks(landscape([1, 0.3, 0.1, 0.5, 2], [1, 1, 1, 1, 1]))
     assert not flat_train["MNIST (N=1000): train loss L-shaped"][0]
 
 
@@ -40,7 +38,7 @@ def test_a_late_jump_looks_narrower_on_the_log_axis():
     steps = np.arange(0, 10001, 100)
     acc = np.clip((steps - 6000) / 2000, 0, 1) * 0.99 + 0.01
     r = curve(acc, 40 - steps / 1000, steps)
-    j = axes.jump(r)
+    j = claim4.jump(r)
     assert (j["t10"], j["t90"]) == (6200, 7800)
     assert math.isclose(j["linear"], 0.16)
     assert j["log"] < j["linear"]
@@ -56,21 +54,21 @@ def test_speedup_is_nan_where_the_constrained_run_never_generalized():
                 return np.array([800.0, math.inf, 900.0])
             return np.array([100.0, 100.0, math.inf])
 
-    ratio, lower = constraint.speedup(Fake(), "modadd")
+    ratio, lower = claim3.speedup(Fake(), "modadd")
     assert ratio[0] == 8 and ratio[1] == 10 and math.isnan(ratio[2])
     assert lower
 
 
 def test_delay_ordering_needs_every_value_finite_and_increasing():
-    assert large_init._increasing([100, 200, 400])
-    assert not large_init._increasing([100, 90, 400])
-    assert not large_init._increasing([100, math.inf, math.inf])
+    assert claim2._increasing([100, 200, 400])
+    assert not claim2._increasing([100, 90, 400])
+    assert not claim2._increasing([100, math.inf, math.inf])
 
 
 def test_zone_edge_interpolates_where_accuracy_falls_below_the_threshold():
     land = landscape([1, 0.3, 0.1, 0.5, 2])
     acc = np.array([0.1, 0.9, 0.9, 0.7, 0.2])
-    land = goldilocks.Landscape(
+    land = claim1.Landscape(
         land.task, land.alphas, land.norm, land.train_loss, land.test_loss, np.tile(acc, (2, 1))
     )
     norms = land.norm[0]
@@ -96,7 +94,7 @@ def width_landscapes(exponent_w_c: float, noise: float = 0.02) -> dict:
         w_c = 3 * np.sqrt(200) * (w / 200) ** exponent_w_c
         w_c = w_c * (1 + noise * rng.standard_normal((3, 1)))
         test = np.exp(0.5 * np.log(norms / w_c) ** 2)
-        lands[w] = goldilocks.Landscape("mnist", alphas, norms, test * 0, test, test * 0)
+        lands[w] = claim1.Landscape("mnist", alphas, norms, test * 0, test, test * 0)
     return lands
 
 
@@ -130,26 +128,28 @@ def test_width_setup_varies_only_the_hidden_width():
 
 def test_book_cost_counts_wider_models_by_their_flops():
     from omnigrok import profiles
-    from omnigrok.chapters import cost
+    from omnigrok.chapters import performance
     from omnigrok.config import MLPSpec
     from omnigrok.tasks import mnist_run, modadd_run
 
-    assert cost.relative_cost(mnist_run()) == 1.0
+    assert performance.relative_cost(mnist_run()) == 1.0
     wide = mnist_run().replace(model=MLPSpec((784, 400, 400, 10)))
-    assert cost.relative_cost(wide) == pytest.approx((784 * 400 + 400 * 400 + 4000) / 198_800)
-    assert cost.relative_cost(modadd_run()) == 1.0
-    widths = {c.model.widths[1] for c in cost.book_runs("smoke") if c.task.name == "mnist"}
+    assert performance.relative_cost(wide) == pytest.approx(
+        (784 * 400 + 400 * 400 + 4000) / 198_800
+    )
+    assert performance.relative_cost(modadd_run()) == 1.0
+    widths = {c.model.widths[1] for c in performance.book_runs("smoke") if c.task.name == "mnist"}
     assert set(profiles.WIDTHS["smoke"]) <= widths
 
 
 def test_the_comparison_tables_say_what_the_official_mnist_code_does():
-    from omnigrok import paper
-    from omnigrok.chapters import large_init
+    from omnigrok.chapters import claim1, claim2
+    from omnigrok.report import paper
 
-    claim1 = paper.comparison("claim1", goldilocks.Setup("paper").configs())
-    assert "| precision | — | float32 (no dtype set) |" in claim1
-    assert "logs the per-sample sum, 10x the mean" in claim1
-    assert "redrawn at every evaluation (the best value kept) | first 2000 (harder" in claim1
-    claim2 = paper.comparison("claim2", large_init.Setup("paper").main())
-    assert "logs the per-sample sum, 10x the mean" in claim2
-    assert "claim 1's landscape (w_c, zone edge) | — | float32;" in claim2
+    table1 = paper.comparison("claim1", claim1.Setup("paper").configs())
+    assert "| precision | — | float32 (no dtype set) |" in table1
+    assert "logs the per-sample sum, 10x the mean" in table1
+    assert "redrawn at every evaluation (the best value kept) | first 2000 (harder" in table1
+    table2 = paper.comparison("claim2", claim2.Setup("paper").main())
+    assert "logs the per-sample sum, 10x the mean" in table2
+    assert "claim 1's landscape (w_c, zone edge) | — | float32;" in table2

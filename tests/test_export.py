@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from omnigrok import export
 from omnigrok.cli import main as cli_main
+from omnigrok.report import export
 from omnigrok.store import ResultStore
 from omnigrok.sweep import run_sweep
 from omnigrok.tasks import teacher_student_run

@@ -16,8 +16,8 @@ import matplotlib
 import numpy as np
 import pytest
 
-from omnigrok.chapters import axes, constraint, goldilocks, large_init
-from omnigrok.report import seed_outcomes
+from omnigrok.chapters import claim1, claim2, claim3, claim4
+from omnigrok.report.page import seed_outcomes
 
 papermill = pytest.importorskip("papermill", reason="the notebook fuzzing needs the [book] extras")
 
@@ -35,57 +35,57 @@ def _close(fig) -> None:
 
 @pytest.mark.parametrize("alpha", EXTREMES)
 def test_claim2_runs_to_the_end_at_extreme_init_scales(alpha):
-    setup = large_init.Setup("smoke", seeds=[0], device="cpu", init_scale=alpha)
-    outcome = large_init.run(setup, progress=False)
+    setup = claim2.Setup("smoke", seeds=[0], device="cpu", init_scale=alpha)
+    outcome = claim2.run(setup, progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # NaN means of diverged runs
-        numbers = large_init.numbers(outcome)
-        verdict = large_init.verdict(outcome)
-        _close(large_init.figure_curves(outcome, "log"))
-        _close(large_init.figure_delays(outcome))
+        numbers = claim2.numbers(outcome)
+        verdict = claim2.verdict(outcome)
+        _close(claim2.figure_curves(outcome, "log"))
+        _close(claim2.figure_delays(outcome))
     assert numbers["step_generalized"] and verdict.status
-    table = seed_outcomes(outcome.sweep, "test_acc", large_init.GENERALIZED)
+    table = seed_outcomes(outcome.sweep, "test_acc", claim2.GENERALIZED)
     if alpha > 1:
         assert "diverged at step 1" in table  # the page says what happened
 
 
 @pytest.mark.parametrize("weight_decay", (1e-8, 1e3))
 def test_claim2_runs_to_the_end_at_extreme_weight_decays(weight_decay):
-    setup = large_init.Setup("smoke", seeds=[0], device="cpu", weight_decay=weight_decay)
-    outcome = large_init.run(setup, progress=False)
+    setup = claim2.Setup("smoke", seeds=[0], device="cpu", weight_decay=weight_decay)
+    outcome = claim2.run(setup, progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        assert large_init.verdict(outcome).status
-        _close(large_init.figure_curves(outcome, "linear"))
+        assert claim2.verdict(outcome).status
+        _close(claim2.figure_curves(outcome, "linear"))
 
 
 @pytest.mark.parametrize("alpha", EXTREMES)
 def test_claim3_runs_to_the_end_at_extreme_init_scales(alpha):
-    setup = constraint.Setup(
+    setup = claim3.Setup(
         "smoke", seeds=[0], device="cpu", init_scale=alpha, modadd_init_scale=alpha
     )
-    outcome = constraint.run(setup, progress=False)
+    outcome = claim3.run(setup, progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        assert constraint.numbers(outcome)
-        assert constraint.verdict(outcome).status
-        _close(constraint.figure(outcome, "log"))
+        assert claim3.numbers(outcome)
+        assert claim3.verdict(outcome).status
+        _close(claim3.figure(outcome, "log"))
 
 
 @pytest.mark.parametrize("seeds", ([7], "0-2", 2**31 - 1))
 def test_any_accepted_seed_runs(seeds):
     """Seeds anywhere in the accepted range (the largest seeds a generator takes)."""
-    setup = axes.Setup("smoke", seeds=seeds, device="cpu")
-    results = axes.run(setup, progress=False)
-    assert axes.verdict(results).status
-    _close(axes.figure(results, setup.profile))
+    setup = claim4.Setup("smoke", seeds=seeds, device="cpu")
+    results = claim4.run(setup, progress=False)
+    assert claim4.verdict(results).status
+    _close(claim4.figure(results, setup.profile))
     assert np.all(np.isfinite(results[0]["train_loss"]))
 
 
 def test_landscape_with_one_seed_has_no_spread_but_a_verdict():
-    lands = goldilocks.run(goldilocks.Setup("smoke", seeds=[0], device="cpu"), progress=False)
-    assert "n=1" in goldilocks.numbers(lands)["mnist_w_c_seeds"]
-    assert goldilocks.verdict(lands).status
+    lands = claim1.run(claim1.Setup("smoke", seeds=[0], device="cpu"), progress=False)
+    assert "n=1" in claim1.numbers(lands)["mnist_w_c_seeds"]
+    assert claim1.verdict(lands).status
 
 
 def test_claim3_page_says_every_mnist_run_diverged_without_a_traceback(tmp_path):

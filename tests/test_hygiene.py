@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import omnigrok
-from omnigrok.report import (
+from omnigrok.report.page import (
     PARAMETERS_BEGIN,
     PARAMETERS_END,
     notebook_parameters,
@@ -93,8 +93,8 @@ def test_readme_install_names_the_cpu_wheels_and_real_extras():
 
 def test_readme_is_a_front_door_with_its_chapters_table_current():
     """At most 100 lines, the two commands in its first screen, and the chapters' table as the
-    archives give it (``python -m omnigrok.readme`` regenerates it)."""
-    from omnigrok import readme
+    archives give it (``python -m omnigrok.report.readme`` regenerates it)."""
+    from omnigrok.report import readme
 
     text = (ROOT / "README.md").read_text()
     lines = text.splitlines()
@@ -104,7 +104,7 @@ def test_readme_is_a_front_door_with_its_chapters_table_current():
     assert "BUILD_S" not in text, "the build time is not filled in"
     begin, end = text.index(readme.BEGIN), text.index(readme.END) + len(readme.END)
     assert text[begin:end] == readme.chapters_table(), (
-        "README.md's chapters table is stale: run `python -m omnigrok.readme`"
+        "README.md's chapters table is stale: run `python -m omnigrok.report.readme`"
     )
 
 
@@ -183,7 +183,7 @@ def test_parameter_tables_are_the_notebooks_own(document):
     text = (ROOT / document).read_text()
     begin, end = text.index(PARAMETERS_BEGIN), text.index(PARAMETERS_END) + len(PARAMETERS_END)
     assert text[begin:end] == parameters_section(ROOT / "notebooks"), (
-        f"{document}'s parameter tables are stale: run `python -m omnigrok.report`"
+        f"{document}'s parameter tables are stale: run `python -m omnigrok.report.page`"
     )
 
 

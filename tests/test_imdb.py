@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from omnigrok import imdb
 from omnigrok.config import TaskSpec
+from omnigrok.data import imdb
 from omnigrok.models.lstm import LSTMReference, LSTMSpec, init_lstm, lstm_forward
 from omnigrok.norms import clip_grad_norm_, global_norm, scale_
 from omnigrok.task import make_task, rng

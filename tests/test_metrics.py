@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from omnigrok.metrics import (
+from omnigrok.report.metrics import (
     PERSIST,
     Reached,
     first_step_reaching,
@@ -16,7 +16,7 @@ from omnigrok.metrics import (
     spread,
     upper_edge,
 )
-from omnigrok.verdict import NOT_REPRODUCED, NOT_TESTED, PARTLY, REPRODUCED, judge
+from omnigrok.report.verdict import NOT_REPRODUCED, NOT_TESTED, PARTLY, REPRODUCED, judge
 
 STEPS = np.array([0, 10, 100, 1000, 10000])
 
@@ -216,7 +216,7 @@ def test_run_config_round_trips_through_its_dict():
 
 
 def test_seed_outcomes_say_when_the_run_ended_before_a_crossing_held():
-    from omnigrok.report import seed_outcomes
+    from omnigrok.report.page import seed_outcomes
     from omnigrok.store import RunResult
     from omnigrok.tasks import mnist_run
 

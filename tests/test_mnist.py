@@ -1,4 +1,4 @@
-"""Tests for omnigrok.mnist: embedded subset, IDX reader, downloader and loader, all offline."""
+"""Tests for omnigrok.data.mnist: embedded subset, IDX reader, downloader, loader; offline."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from omnigrok import mnist
-from omnigrok.mnist import (
+from omnigrok.data import mnist
+from omnigrok.data.mnist import (
     MnistDataError,
     download_file,
     ensure_files,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from omnigrok import REPOSITORY
-from omnigrok.report import Parameter, notebook_parameters
+from omnigrok.report.page import Parameter, notebook_parameters
 
 papermill = pytest.importorskip("papermill", reason="the notebooks need the [book] extras")
 

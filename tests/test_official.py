@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from omnigrok import official
+from omnigrok.report import official
 
 
 def record(**overrides) -> dict:

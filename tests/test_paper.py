@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from omnigrok.metrics import first_step_reaching
+from omnigrok.report.metrics import first_step_reaching
 from omnigrok.task import make_task
 from omnigrok.tasks import modadd_run, teacher_student_run
 from omnigrok.train import train_ensemble

@@ -10,8 +10,8 @@ import pytest
 
 from omnigrok.chapters import phases
 from omnigrok.chapters.phases import COMPREHENSION, CONFUSION, GROKKING, MEMORIZATION, SPLIT
+from omnigrok.report.verdict import NOT_TESTED, PARTLY, REPRODUCED, STATUSES
 from omnigrok.store import RunResult
-from omnigrok.verdict import NOT_TESTED, PARTLY, REPRODUCED, STATUSES
 
 INF = math.inf
 
@@ -38,7 +38,7 @@ def test_a_cell_is_its_seeds_majority_or_split():
 
 
 # Steps to fit and to generalize per phase, as fractions of the budget (smoke: 250 steps). Each
-# crossing leaves the run at least 100 steps to hold it (``omnigrok.metrics``' rule).
+# crossing leaves the run at least 100 steps to hold it (``omnigrok.report.metrics``' rule).
 TIMES = {
     COMPREHENSION: (0.05, 0.1),
     GROKKING: (0.05, 0.5),

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from omnigrok import qm9
 from omnigrok.config import RunConfig, TaskSpec
+from omnigrok.data import qm9
 from omnigrok.models import forward
 from omnigrok.models.graphnet import GraphNetReference, GraphNetSpec, Graphs, init_graphnet
 from omnigrok.norms import scale_

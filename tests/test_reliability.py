@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from omnigrok.chapters import axes, constraint, goldilocks, large_init, width
+from omnigrok.chapters import claim1, claim2, claim3, claim4, width
 from omnigrok.cli import main as cli_main
 from omnigrok.config import MLPSpec, RunConfig, TaskSpec
-from omnigrok.report import BOOK_ENV, show_progress
+from omnigrok.report.page import BOOK_ENV, show_progress
 from omnigrok.store import ResultStore
 from omnigrok.sweep import run_sweep, stack_lock
 from omnigrok.tasks import mnist_run, modadd_run, teacher_student_run
@@ -27,40 +27,40 @@ from omnigrok.train import train_ensemble
 # Notebook parameters reach the chapter's Setup as papermill passes them; the Setup is the one
 # place they are checked.
 BAD_NOTEBOOK_PARAMS = [
-    (large_init.Setup, {"init_scale": -1}, "init_scale must be a positive finite number, got -1"),
-    (large_init.Setup, {"init_scale": 0}, "init_scale must be a positive finite number, got 0"),
+    (claim2.Setup, {"init_scale": -1}, "init_scale must be a positive finite number, got -1"),
+    (claim2.Setup, {"init_scale": 0}, "init_scale must be a positive finite number, got 0"),
     (
-        large_init.Setup,
+        claim2.Setup,
         {"init_scale": float("nan")},
         "init_scale must be a positive finite number, got nan",
     ),
     (
-        constraint.Setup,
+        claim3.Setup,
         {"init_scale": float("inf")},
         "init_scale must be a positive finite number, got inf",
     ),
-    (constraint.Setup, {"init_scale": "ten"}, "init_scale must be a positive finite number"),
-    (large_init.Setup, {"init_scale": True}, "init_scale must be a positive finite number"),
+    (claim3.Setup, {"init_scale": "ten"}, "init_scale must be a positive finite number"),
+    (claim2.Setup, {"init_scale": True}, "init_scale must be a positive finite number"),
     (
-        constraint.Setup,
+        claim3.Setup,
         {"modadd_init_scale": 0},
         "modadd_init_scale must be a positive finite number, got 0",
     ),
-    (constraint.Setup, {"mnist_w_c": -1}, "mnist_w_c must be a positive finite number, got -1"),
-    (large_init.Setup, {"weight_decay": -0.1}, "weight_decay must be a positive finite number"),
+    (claim3.Setup, {"mnist_w_c": -1}, "mnist_w_c must be a positive finite number, got -1"),
+    (claim2.Setup, {"weight_decay": -0.1}, "weight_decay must be a positive finite number"),
     # Claim 2 needs decay: γ = 0 leaves the norm where it starts.
-    (large_init.Setup, {"weight_decay": 0}, "weight_decay must be a positive finite number"),
-    (goldilocks.Setup, {"profile": "fast"}, "profile must be one of 'smoke', 'quick', 'paper'"),
-    (axes.Setup, {"device": "gpu"}, "device must be one of 'auto', 'cpu', 'cuda', got 'gpu'"),
-    (goldilocks.Setup, {"seeds": ""}, "seeds must be a non-empty list of distinct non-negative"),
+    (claim2.Setup, {"weight_decay": 0}, "weight_decay must be a positive finite number"),
+    (claim1.Setup, {"profile": "fast"}, "profile must be one of 'smoke', 'quick', 'paper'"),
+    (claim4.Setup, {"device": "gpu"}, "device must be one of 'auto', 'cpu', 'cuda', got 'gpu'"),
+    (claim1.Setup, {"seeds": ""}, "seeds must be a non-empty list of distinct non-negative"),
     (width.Setup, {"seeds": []}, "seeds must be a non-empty list of distinct non-negative"),
-    (goldilocks.Setup, {"seeds": "0-"}, "seeds must be a non-empty list"),
-    (axes.Setup, {"seeds": "4-1"}, "seeds must be a non-empty list"),
-    (goldilocks.Setup, {"seeds": [0, -1]}, "seeds must be a non-empty list"),
-    (goldilocks.Setup, {"seeds": [1, 1]}, "repeated seed"),
-    (goldilocks.Setup, {"seeds": -5}, "seeds must be a non-empty list"),
-    (goldilocks.Setup, {"seeds": True}, "seeds must be a non-empty list"),
-    (goldilocks.Setup, {"seeds": 2.5}, "seeds must be a non-empty list"),
+    (claim1.Setup, {"seeds": "0-"}, "seeds must be a non-empty list"),
+    (claim4.Setup, {"seeds": "4-1"}, "seeds must be a non-empty list"),
+    (claim1.Setup, {"seeds": [0, -1]}, "seeds must be a non-empty list"),
+    (claim1.Setup, {"seeds": [1, 1]}, "repeated seed"),
+    (claim1.Setup, {"seeds": -5}, "seeds must be a non-empty list"),
+    (claim1.Setup, {"seeds": True}, "seeds must be a non-empty list"),
+    (claim1.Setup, {"seeds": 2.5}, "seeds must be a non-empty list"),
 ]
 
 
@@ -75,7 +75,7 @@ def test_bad_notebook_parameter_gives_a_clear_one_line_error(setup, params, mess
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
 def test_cuda_without_gpu_is_a_clear_error():
     with pytest.raises(ValueError, match="device='cuda' but no CUDA GPU is available"):
-        goldilocks.Setup(device="cuda")
+        claim1.Setup(device="cuda")
 
 
 BAD_RECORDS = [
@@ -106,7 +106,7 @@ def test_bad_record_fails_in_its_constructor(make, message):
 
 
 def test_integer_init_scale_from_papermill_is_accepted():
-    assert large_init.Setup("smoke", init_scale=10).base.init_scale == 10.0
+    assert claim2.Setup("smoke", init_scale=10).base.init_scale == 10.0
     assert mnist_run(init_scale=10).init_scale == 10.0
 
 
@@ -332,9 +332,9 @@ def test_killed_run_resumes_to_the_same_curves(tmp_path):
 
 def test_papermill_values_of_seeds_are_accepted():
     """`-p seeds 3` (an int), `-p seeds "0-4"`, `-p seeds "[0, 2]"` as YAML gives a list."""
-    assert goldilocks.Setup("smoke", seeds=3).seeds == (3,)
-    assert goldilocks.Setup("smoke", seeds="0-4").seeds == (0, 1, 2, 3, 4)
-    assert goldilocks.Setup("smoke", seeds=[0, 2]).seeds == (0, 2)
+    assert claim1.Setup("smoke", seeds=3).seeds == (3,)
+    assert claim1.Setup("smoke", seeds="0-4").seeds == (0, 1, 2, 3, 4)
+    assert claim1.Setup("smoke", seeds=[0, 2]).seeds == (0, 2)
 
 
 def test_a_stack_another_process_holds_is_left_for_last(tmp_path, monkeypatch):

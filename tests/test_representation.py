@@ -11,12 +11,12 @@ import torch
 
 from omnigrok.chapters import representation as rep
 from omnigrok.config import RunConfig, TaskSpec, run_key
+from omnigrok.report.verdict import NOT_TESTED, REPRODUCED
 from omnigrok.store import RunResult, log_schedule
 from omnigrok.tasks import mnist_run, modadd_run
 from omnigrok.tasks.mnist import class_templates, messy
 from omnigrok.tasks.modadd import fourier_concentration, fourier_top5, frequency_power
 from omnigrok.train import train_ensemble
-from omnigrok.verdict import NOT_TESTED, REPRODUCED
 
 
 def waves(p: int, amplitudes: dict[int, float], d_model: int = 4) -> torch.Tensor:
@@ -147,7 +147,7 @@ def _outcome(repr_at: dict, gen_at: dict, zones: dict) -> rep.Outcome:
             }
             runs.append(RunResult(c, steps, metrics))
         modadd[regime] = runs
-    from omnigrok.chapters.goldilocks import Landscape
+    from omnigrok.chapters.claim1 import Landscape
 
     mnist = {}
     for m, acc in zones.items():
@@ -195,10 +195,10 @@ def test_the_verdict_is_not_tested_when_nothing_generalizes():
 
 
 def test_the_raw_images_landscape_is_claim_1s_own_runs():
-    from omnigrok.chapters import goldilocks
+    from omnigrok.chapters import claim1
 
     s = rep.Setup("quick", device="cpu")
-    claim1 = set(goldilocks.Setup("quick", device="cpu").task_configs("mnist"))
+    claim1 = set(claim1.Setup("quick", device="cpu").task_configs("mnist"))
     assert set(s.mnist_configs(1.0)) <= claim1
     assert all(
         isinstance(c, RunConfig) and c.probe == "fourier_top5"

@@ -13,16 +13,16 @@ import torch
 import torch.nn.functional as F
 
 from omnigrok import train
-from omnigrok.chapters import constraint, goldilocks, rivals
+from omnigrok.chapters import claim1, claim3, rivals
 from omnigrok.config import RunConfig, run_key
 from omnigrok.models import NandaTransformer, PlainMLP, TransformerSpec, init_params
 from omnigrok.norms import scale_
+from omnigrok.report.verdict import NOT_REPRODUCED, NOT_TESTED, PARTLY, REPRODUCED, STATUSES
 from omnigrok.rivals import GradFilter, log_stablemax, perp_grad_, stablemax_cross_entropy
 from omnigrok.store import CURVES, RunResult
 from omnigrok.task import make_task
 from omnigrok.tasks import mnist_run, modadd_run
 from omnigrok.train import BudgetExhausted, _Batches, train_ensemble
-from omnigrok.verdict import NOT_REPRODUCED, NOT_TESTED, PARTLY, REPRODUCED, STATUSES
 
 P = 7
 
@@ -373,7 +373,7 @@ def test_the_verdict_asks_every_lever_as_good_as_the_constraint_to_need_the_norm
     assert rivals.verdict(rivals.Outcome(s, changed)).status == REPRODUCED
     # Nor on a claim 1 landscape without an interior minimum, where MNIST's w_c came from it.
     flat = np.tile(np.geomspace(2.0, 0.1, 7), (2, 1))
-    monotone = goldilocks.Landscape("mnist", np.geomspace(0.1, 10, 7), flat, flat, flat, flat)
+    monotone = claim1.Landscape("mnist", np.geomspace(0.1, 10, 7), flat, flat, flat, flat)
     v = rivals.verdict(rivals.Outcome(s, results, monotone))
     assert v.status == NOT_TESTED and "claim 1's w_c is an interior minimum" in v.markdown()
     # Without a late baseline on one task there is nothing to judge.
@@ -383,11 +383,11 @@ def test_the_verdict_asks_every_lever_as_good_as_the_constraint_to_need_the_norm
 
 def test_each_method_changes_one_thing_of_claim_3s_run():
     s = rivals.Setup("smoke", device="cpu", mnist_w_c=1.0)
-    claim3 = constraint.Setup("smoke", device="cpu", mnist_w_c=1.0)
+    held = claim3.Setup("smoke", device="cpu", mnist_w_c=1.0)
     for task in rivals.TASKS:
-        base = claim3.regime_configs(task, "unconstrained")
+        base = held.regime_configs(task, "unconstrained")
         assert s.method_configs(task, rivals.BASELINE) == base
-        assert s.method_configs(task, rivals.HELD) == claim3.regime_configs(task, "held at w_c")
+        assert s.method_configs(task, rivals.HELD) == held.regime_configs(task, "held at w_c")
         for m in rivals.METHODS[task]:
             assert rivals.KEYS[m]
             if m in (rivals.BASELINE, rivals.HELD):

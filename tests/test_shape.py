@@ -20,7 +20,7 @@ import pytest
 
 import omnigrok
 from omnigrok import chapters, profiles, task
-from omnigrok.chapters import base, constraint
+from omnigrok.chapters import base, claim3
 from omnigrok.checks import PROFILES
 from omnigrok.config import RunConfig, TaskSpec, run_key
 from omnigrok.models import FAMILIES
@@ -43,7 +43,8 @@ from torch import nn
 from omnigrok.config import RunConfig, TaskSpec
 from omnigrok.models import register as register_family
 from omnigrok.models.base import Family, generators, stack
-from omnigrok.task import Task, register, rng
+from omnigrok.task import Task, rng
+from omnigrok.registry import register
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ def test_a_new_task_is_one_file_and_trains_stores_and_reloads(toy, tmp_path):
         np.testing.assert_array_equal(a["test_loss"], b["test_loss"])
     assert RunConfig.from_dict(config.to_dict()) == config  # the model spec round-trips
     assert store.where(config) == store.folder(run_key(config))
-    from omnigrok.report import setup_table
+    from omnigrok.report.page import setup_table
 
     assert "| model | linear |" in setup_table(configs)
 
@@ -243,7 +244,7 @@ def test_the_graph_walk_sees_what_is_imported():
     graph, _ = _import_graph()
     assert "omnigrok.store" in graph["omnigrok.train"]
     assert "omnigrok.task" in graph["omnigrok.config"]
-    assert "omnigrok.chapters.goldilocks" in graph["omnigrok.chapters.large_init"]
+    assert "omnigrok.chapters.claim1" in graph["omnigrok.chapters.claim2"]
 
 
 def test_every_profile_table_covers_every_profile():
@@ -297,7 +298,5 @@ def test_a_chapter_sets_up_without_training_and_runs_one_sweep(ch, monkeypatch):
         assert ch.verdict(outcome).status
     if ch.name == "claim3":
         calls.clear()
-        ch.run(constraint.Setup("smoke", device="cpu", mnist_w_c=15.0), progress=False)
-        assert calls == [
-            len(constraint.REGIMES) * 2 * 2
-        ]  # one sweep: 3 regimes x 2 tasks x 2 seeds
+        ch.run(claim3.Setup("smoke", device="cpu", mnist_w_c=15.0), progress=False)
+        assert calls == [len(claim3.REGIMES) * 2 * 2]  # one sweep: 3 regimes x 2 tasks x 2 seeds

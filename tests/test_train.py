@@ -135,7 +135,7 @@ def test_a_stop_rule_ends_a_run_where_it_has_held_and_keeps_other_keys():
     mate without the rule, or one that stops later, is unaffected (each equals its solo run)."""
     import numpy as np
 
-    from omnigrok.metrics import stop_step
+    from omnigrok.stop_rule import stop_step
     from omnigrok.tasks import modadd_run
     from omnigrok.train import train_ensemble
 

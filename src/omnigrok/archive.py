@@ -33,6 +33,7 @@ from omnigrok.chapters import chapter as chapter_named
 from omnigrok.checks import resolve_device
 from omnigrok.config import RunConfig, run_key
 from omnigrok.executors import Executor, resolve_executor
+from omnigrok.registry import TASKS
 from omnigrok.store import (
     ARCHIVE_ENV,
     COMMITTED_ARCHIVES,
@@ -43,7 +44,6 @@ from omnigrok.store import (
     default_archives,
 )
 from omnigrok.sweep import TRAIN_ENV, MissingRuns, run_sweep
-from omnigrok.task import TASKS
 from omnigrok.train import BudgetExhausted, train_ensemble
 
 # The archive's parts in the order the producer fills them: the P = 113 runs of claims 4 and

@@ -47,7 +47,7 @@ from omnigrok.models.graphnet import GraphNetSpec
 from omnigrok.models.lstm import LSTMSpec
 from omnigrok.models.mlp import train_flops
 from omnigrok.optim import StackedAdamW
-from omnigrok.plots import PALETTE, subplots, themed
+from omnigrok.report.plots import PALETTE, subplots, themed
 from omnigrok.store import REPO, log_schedule
 from omnigrok.task import TORCH_DTYPES, TaskData, make_task
 from omnigrok.tasks import mnist_run, modadd_run, teacher_student_run

@@ -18,14 +18,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from omnigrok import __version__, archive, export
+from omnigrok import __version__, archive
 from omnigrok.checks import DEVICES, PROFILES, check_choice, check_device, parse_seeds
 from omnigrok.config import RunConfig
 from omnigrok.executors import EXECUTOR_HELP, resolve_executor
-from omnigrok.metrics import first_step_reaching, grokking_delay, spread
+from omnigrok.registry import TASKS
+from omnigrok.report import export
+from omnigrok.report.metrics import first_step_reaching, grokking_delay, spread
 from omnigrok.store import COMMITTED_ARCHIVES, CorruptResult, ResultStore
 from omnigrok.sweep import run_sweep
-from omnigrok.task import TASKS
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):

@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from omnigrok import task as task_registry
+from omnigrok import registry as task_registry
 from omnigrok.checks import check_choice, check_float, check_int, fail
 from omnigrok.models import MLPSpec, TransformerSpec, family, spec_from_dict
 
@@ -86,7 +86,7 @@ class RunConfig:
     optimizer step (the official IMDb code clips at 5); None: no clipping. ``probe``: the name
     of an extra curve the run's task computes from its weights at every logged step (the task's
     ``probes``, e.g. modular addition's ``fourier_top5``); "": none. ``stop_acc``: a stop rule
-    (``metrics.stop_step``): the run ends once train and test accuracy have both stayed at or
+    (``stop_rule.stop_step``): the run ends once train and test accuracy have both stayed at or
     above it for max(1000 steps, the step they first got there); its stored curves end there.
     None: the whole budget (every run archived before the rule keeps its key).
 

@@ -1,4 +1,4 @@
-"""What a task is, to the trainer and the book, and the registry of tasks.
+"""What a task is, to the trainer and the book (the registry itself is ``omnigrok.registry``).
 
 A task (one module in ``omnigrok/tasks/``) turns a ``TaskSpec`` into data on a device, checks
 that a run's model and loss fit it, gives its paper preset and its label. The trainer only
@@ -10,15 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
 
+from omnigrok import registry
 from omnigrok.checks import check_choice, fail
-
-if TYPE_CHECKING:  # type hints only: config imports this module
-    from omnigrok.config import RunConfig, TaskSpec
+from omnigrok.config import RunConfig, TaskSpec
 
 TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -143,18 +142,9 @@ def rng(data_seed: int, stream: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([data_seed, stream]))
 
 
-TASKS: dict[str, Task] = {}
-
-
-def register(task: Task) -> Task:
-    """Add ``task`` to the registry (a task module does this for its own task)."""
-    TASKS[task.name] = task
-    return task
-
-
 def get(name: str) -> Task:
     """The registered task called ``name``; a one-line error listing the known ones."""
-    return TASKS[check_choice("task", name, tuple(TASKS))]
+    return cast(Task, registry.get(name))
 
 
 def make_task(spec: TaskSpec, device: torch.device | str = "cpu", dtype: str = "float32"):

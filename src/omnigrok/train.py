@@ -35,12 +35,12 @@ from tqdm import TqdmWarning, tqdm
 
 from omnigrok.checks import check_int, resolve_device
 from omnigrok.config import RunConfig
-from omnigrok.metrics import stop_step
 from omnigrok.models import Params, forward, init_params
 from omnigrok.norms import clip_grad_norm_, global_norm, layer_norms, project_to_norm_, scale_
 from omnigrok.optim import StackedAdamW
 from omnigrok.provenance import provenance
 from omnigrok.rivals import Levers, stablemax_cross_entropy
+from omnigrok.stop_rule import stop_step
 from omnigrok.store import RunResult, atomic_torch_save, log_schedule
 from omnigrok.task import TORCH_DTYPES, TaskData, make_task
 from omnigrok.task import get as get_task
@@ -290,7 +290,7 @@ class _Stack:
         }
 
     def stops(self) -> list[int | None]:
-        """Each run's stop step under its stop rule (``metrics.stop_step``), None where it has
+        """Each run's stop step under its stop rule (``stop_rule.stop_step``), None where it has
         none or has not met it: read off the logged curves, so a resumed stack agrees."""
         steps = np.asarray(self.records["step"])
         acc = {n: np.stack(self.records[n], axis=1) for n in ("train_acc", "test_acc")}

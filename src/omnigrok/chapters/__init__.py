@@ -2,23 +2,25 @@
 ``Setup`` (checked parameters, trains nothing) -> ``configs`` -> ``run`` (one sweep) ->
 ``numbers`` -> ``verdict`` -> figures.
 
-``goldilocks`` (claim 1), ``large_init`` (claim 2), ``constraint`` (claim 3), ``axes``
-(claim 4), ``imdb`` and ``qm9`` (claims 1-3 on the IMDb LSTM and the QM9 graph network),
-``width`` (the discussion's width question), ``modadd_landscape`` (claim 1 on modular
-addition), ``delay_gamma`` (the delay over two decades of γ), ``rivals`` (the norm constraint
-against Grokfast, StableMax, ⊥Grad and a held logit scale), ``phases`` (the (α, N) phase
-diagram on MNIST) and ``representation`` (is representation learning the key?) are chapters;
-``dashboard`` and ``discussion`` read their outcomes, and ``cost`` counts their runs.
+Each module is named as its notebook, its archive part and its page: ``claim1`` (the
+Goldilocks zone), ``claim2`` (large-init grokking on MNIST), ``claim3`` (a norm constraint
+removes the delay), ``claim4`` (linear vs log step axis), ``imdb`` and ``qm9`` (claims 1-3 on
+the IMDb LSTM and the QM9 graph network), ``width`` (the discussion's width question, shown on
+the discussion page), ``landscape_modadd`` (claim 1 on modular addition), ``delay_gamma`` (the
+delay over two decades of γ), ``rivals`` (the norm constraint against Grokfast, StableMax,
+⊥Grad and a held logit scale), ``phases`` (the (α, N) phase diagram on MNIST) and
+``representation`` (is representation learning the key?); ``dashboard`` and ``discussion``
+read their outcomes, and ``performance`` counts their runs.
 """
 
 from omnigrok.chapters import (
-    axes,
-    constraint,
+    claim1,
+    claim2,
+    claim3,
+    claim4,
     delay_gamma,
-    goldilocks,
     imdb,
-    large_init,
-    modadd_landscape,
+    landscape_modadd,
     phases,
     qm9,
     representation,
@@ -30,14 +32,14 @@ from omnigrok.chapters.base import Chapter
 CHAPTERS: tuple[Chapter, ...] = tuple(
     m.CHAPTER
     for m in (
-        goldilocks,
-        large_init,
-        constraint,
-        axes,
+        claim1,
+        claim2,
+        claim3,
+        claim4,
         imdb,
         qm9,
         width,
-        modadd_landscape,
+        landscape_modadd,
         delay_gamma,
         rivals,
         phases,
@@ -57,14 +59,14 @@ def chapter(name: str) -> Chapter:
 __all__ = [
     "CHAPTERS",
     "Chapter",
-    "axes",
     "chapter",
-    "constraint",
+    "claim1",
+    "claim2",
+    "claim3",
+    "claim4",
     "delay_gamma",
-    "goldilocks",
     "imdb",
-    "large_init",
-    "modadd_landscape",
+    "landscape_modadd",
     "phases",
     "qm9",
     "representation",

@@ -24,11 +24,11 @@ import numpy as np
 from omnigrok import profiles
 from omnigrok.checks import check_device, check_profile, parse_seeds
 from omnigrok.config import RunConfig
-from omnigrok.metrics import stop_step
+from omnigrok.report.verdict import Verdict
+from omnigrok.stop_rule import stop_step
 from omnigrok.store import ResultStore, RunResult
 from omnigrok.sweep import run_sweep
 from omnigrok.tasks import modadd_run
-from omnigrok.verdict import Verdict
 
 
 @dataclass(frozen=True)

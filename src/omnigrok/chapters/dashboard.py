@@ -15,13 +15,13 @@ from typing import Any
 import numpy as np
 
 from omnigrok import archive
-from omnigrok.chapters import axes, constraint
 from omnigrok.chapters import chapter as chapter_named
+from omnigrok.chapters import claim3, claim4
 from omnigrok.chapters.base import Chapter, Setup
 from omnigrok.checks import check_profile
-from omnigrok.plots import PALETTE, band, log_scale_if_positive, plot_seeds, subplots, themed
+from omnigrok.report.plots import PALETTE, band, log_scale_if_positive, plot_seeds, subplots, themed
+from omnigrok.report.verdict import Verdict
 from omnigrok.sweep import MissingRuns
-from omnigrok.verdict import Verdict
 
 
 def _named(*names: str) -> tuple[Chapter, ...]:
@@ -168,14 +168,14 @@ def figure(o: Outcomes):
     plot_seeds(ax[1], o["claim2"].main, "train_acc", "log", PALETTE[0], "train")
     ax[1].set(title=f"2. MNIST α=8: accuracy{tag['claim2']}", ylabel="accuracy")
     speedups = {
-        constraint.TASK_LABELS[task]: constraint.speedup(o["claim3"], task)[0]
+        claim3.TASK_LABELS[task]: claim3.speedup(o["claim3"], task)[0]
         for task in ("mnist", "modadd")
     }
     _points(ax[2], speedups, (PALETTE[2], PALETTE[4]))
     ax[2].set(ylabel="speedup per seed", title=f"3. held at w_c vs free{tag['claim3']}")
     if any(np.any(np.isfinite(v) & (v > 0)) for v in speedups.values()):
         ax[2].set_yscale("log")  # only with something to put on it: a log axis of nothing fails
-    widths = [axes.jump(r) for r in o["claim4"]]
+    widths = [claim4.jump(r) for r in o["claim4"]]
     _points(ax[3], {f"{k} axis": [w[k] for w in widths] for k in ("linear", "log")}, PALETTE[::3])
     ax[3].set(
         ylabel="10→90% jump\n(share of x-range)", title=f"4. how sudden it looks{tag['claim4']}"

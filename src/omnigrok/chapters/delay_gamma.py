@@ -18,18 +18,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from omnigrok import profiles
-from omnigrok.chapters import base, goldilocks, large_init
+from omnigrok.chapters import base, claim1, claim2
 from omnigrok.chapters.base import Chapter, fetch
 from omnigrok.checks import check_float
 from omnigrok.config import RunConfig
-from omnigrok.metrics import Edge, spread
-from omnigrok.plots import PALETTE, subplots, themed
-from omnigrok.verdict import Verdict, judge
+from omnigrok.report.metrics import Edge, spread
+from omnigrok.report.plots import PALETTE, subplots, themed
+from omnigrok.report.verdict import Verdict, judge
 
 SLOPE = -1.0  # t ∝ 1/γ
 SLOPE_TOLERANCE = 0.25  # a fitted log-log slope within this of -1 counts as 1/γ
 MIN_POINTS = 3  # γ values where every seed generalized, needed to fit a slope
-DELAY_FACTOR = large_init.DELAY_FACTOR
+DELAY_FACTOR = claim2.DELAY_FACTOR
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class Setup(base.Setup):
     init_scale: float = 8.0
     gammas: tuple[float, ...] = field(init=False)
     base: RunConfig = field(init=False)
-    landscape: goldilocks.Setup = field(init=False)
+    landscape: claim1.Setup = field(init=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -49,10 +49,10 @@ class Setup(base.Setup):
         p = profiles.DELAY_GAMMA[self.profile]
         gammas = np.geomspace(p["low"], p["high"], p["n"])
         self._set("gammas", tuple(float(g) for g in np.round(gammas, 4)))
-        claim2 = large_init.Setup(self.profile, self.seeds, self.device, alpha)
+        large_init = claim2.Setup(self.profile, self.seeds, self.device, alpha)
         self._set("init_scale", alpha)
-        self._set("base", claim2.base)
-        self._set("landscape", claim2.landscape)
+        self._set("base", large_init.base)
+        self._set("landscape", large_init.landscape)
 
     def gamma_configs(self, gamma: float) -> list[RunConfig]:
         return [self.base.replace(weight_decay=gamma, seed=s) for s in self.seeds]
@@ -70,15 +70,13 @@ class Outcome:
     setup: Setup
     edge: Edge  # claim 1's zone edge at test accuracy 0.8
     results: dict  # γ -> list[RunResult], seed order
-    landscape: goldilocks.Landscape | None = None  # claim 1's, whose w_c must be interior
+    landscape: claim1.Landscape | None = None  # claim 1's, whose w_c must be interior
 
     def steps(self, gamma: float) -> np.ndarray:
-        return np.array([large_init.times(r)["generalized"] for r in self.results[gamma]])
+        return np.array([claim2.times(r)["generalized"] for r in self.results[gamma]])
 
     def predicted(self, gamma: float) -> np.ndarray:
-        return np.array(
-            [large_init.predicted_delay(r, self.edge.value) for r in self.results[gamma]]
-        )
+        return np.array([claim2.predicted_delay(r, self.edge.value) for r in self.results[gamma]])
 
     def fit(self) -> tuple[float, list[float]]:
         """The log-log slope of the seed-mean steps against γ, over the γ where every seed
@@ -93,9 +91,9 @@ class Outcome:
 def run(s: Setup, progress: bool = True) -> Outcome:
     found = fetch(s.configs(), s.device, progress)
     land_runs = [found[c] for c in s.landscape.task_configs("mnist")]
-    land = goldilocks.landscape(s.landscape, "mnist", land_runs)
+    land = claim1.landscape(s.landscape, "mnist", land_runs)
     results = {g: [found[c] for c in s.gamma_configs(g)] for g in s.gammas}
-    return Outcome(s, land.zone_edge(large_init.GENERALIZED), results, land)
+    return Outcome(s, land.zone_edge(claim2.GENERALIZED), results, land)
 
 
 def numbers(o: Outcome) -> dict[str, str]:
@@ -124,7 +122,7 @@ def verdict(o: Outcome) -> Verdict:
     slope, used = o.fit()
     ratios = np.concatenate([o.steps(g) / o.predicted(g) for g in o.setup.gammas])
     preconditions = {
-        **goldilocks.w_c_precondition(o.landscape),
+        **claim1.w_c_precondition(o.landscape),
         **base.complete_precondition([r for runs in o.results.values() for r in runs]),
         "claim 1's zone edge is measured": (
             o.edge.measured,
@@ -132,7 +130,7 @@ def verdict(o: Outcome) -> Verdict:
         ),
         f"every seed generalizes at >= {MIN_POINTS} values of γ": (
             len(used) >= MIN_POINTS,
-            f"every seed reached test acc {large_init.GENERALIZED} at γ = "
+            f"every seed reached test acc {claim2.GENERALIZED} at γ = "
             f"{[round(g, 4) for g in used]} of {[round(g, 4) for g in o.setup.gammas]}",
         ),
     }
@@ -153,7 +151,7 @@ def verdict(o: Outcome) -> Verdict:
 CRITERION = (
     f"with claim 1's w_c an interior minimum of test loss and its zone edge measured, every run "
     f"logged to its budget, and every seed generalizing (test acc >= "
-    f"{large_init.GENERALIZED}) at >= {MIN_POINTS} values of γ: the seed-mean steps fall as "
+    f"{claim2.GENERALIZED}) at >= {MIN_POINTS} values of γ: the seed-mean steps fall as "
     f"1/γ (log-log slope {SLOPE:g} ± {SLOPE_TOLERANCE:g} over those γ), and every run's steps "
     f"are within {DELAY_FACTOR:g}x of ln(w0/w_edge)/(lr γ)"
 )
@@ -191,7 +189,7 @@ def figure(o: Outcome):
         ax.plot(used, fit, color=PALETTE[2], lw=1.2, label=f"fit: t ∝ γ^{slope:.2f}")
     ax.axhline(s.base.steps, color="grey", lw=0.8, ls=":", label="budget (never: drawn here)")
     ax.set(xscale="log", yscale="log", xlabel="weight decay γ (log)")
-    ax.set_ylabel(f"steps to test acc ≥ {large_init.GENERALIZED} (log)")
+    ax.set_ylabel(f"steps to test acc ≥ {claim2.GENERALIZED} (log)")
     ax.set_title(
         f"MNIST, α={s.init_scale:g}: the delay against γ\n"
         f"profile '{s.profile}', {len(s.seeds)} seeds (a point each)"

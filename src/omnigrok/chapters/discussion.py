@@ -15,7 +15,7 @@ import torch
 
 from omnigrok.models import MLPSpec, init_params
 from omnigrok.norms import global_norm
-from omnigrok.plots import PALETTE, subplots, themed
+from omnigrok.report.plots import PALETTE, subplots, themed
 
 
 def init_norm_by_width(

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from omnigrok import profiles
-from omnigrok.chapters import base, goldilocks, task_claims
+from omnigrok.chapters import base, claim1, task_claims
 from omnigrok.chapters.base import Chapter
 from omnigrok.chapters.task_claims import (
     DELAY_REMOVED,
@@ -38,15 +38,15 @@ from omnigrok.chapters.task_claims import (
 )
 from omnigrok.checks import check_float
 from omnigrok.config import TaskSpec
-from omnigrok.metrics import HOLD_RULE, Edge, spread
 from omnigrok.models.lstm import LSTMSpec
-from omnigrok.plots import (
+from omnigrok.report.metrics import HOLD_RULE, Edge, spread
+from omnigrok.report.plots import (
     accuracy_axis,
     subplots,
     themed,
 )
+from omnigrok.report.verdict import Verdict, judge
 from omnigrok.tasks.imdb import imdb_run
-from omnigrok.verdict import Verdict, judge
 
 MEMORIZED = 0.9  # train accuracy that counts as memorized (750 reviews)
 CHANCE = 0.5
@@ -87,7 +87,7 @@ class Setup(task_claims.Setup):
         # The official landscape: Adam (AdamW without decay) at lr 1e-3, the norm held.
         self.derive(run, gamma, p["n_alpha"], p["land_steps"], land_lr=1e-3)
 
-    def best_norm(self, land: goldilocks.Landscape) -> float:
+    def best_norm(self, land: claim1.Landscape) -> float:
         return best_norm(land)
 
 
@@ -114,7 +114,7 @@ class Outcome(task_claims.Outcome):
         return self.landscape.zone_edge(self.target)
 
 
-def best_norm(land: goldilocks.Landscape) -> float:
+def best_norm(land: claim1.Landscape) -> float:
     """The held norm with the best seed-mean final test accuracy: this chapter's w_c."""
     return float(land.norm.mean(0)[int(np.nanargmax(land.test_acc.mean(0)))])
 
@@ -147,7 +147,7 @@ def numbers(o: Outcome) -> dict[str, str]:
 
 
 def verdict(o: Outcome) -> Verdict:
-    s, label = o.setup, goldilocks.label_of("imdb")
+    s, label = o.setup, claim1.label_of("imdb")
     checks = task_claims.claim_1_checks(o.landscape)
     mem = o.memorized("large init")
     test_at_mem = o.at("large init", "test_acc", mem)
@@ -201,7 +201,7 @@ def figure_landscape(o: Outcome):
     land = o.landscape
     x = land.norm.mean(0)
     w_c = best_norm(land)
-    goldilocks.draw_losses(ax, land, w_c, f"w_c = {w_c:.3g} (best test acc)")
+    claim1.draw_losses(ax, land, w_c, f"w_c = {w_c:.3g} (best test acc)")
     accuracy_axis(
         fig,
         ax,

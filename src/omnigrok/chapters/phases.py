@@ -4,7 +4,8 @@ question "grokking happens with limited data trained for a long time").
 Claim 2's run (the paper's MLP, AdamW with weight decay) at each initialization scale α and
 training-set size N of ``profiles.PHASES``, seeds as the profile's. Each run is put in one of
 four phases by when it fits its training set (train acc >= 0.99) and when it generalizes (test
-acc >= the threshold at its N, ``Outcome.threshold``), each held by ``omnigrok.metrics``' rule:
+acc >= the threshold at its N, ``Outcome.threshold``), each held by the rule of
+``omnigrok.report.metrics``:
 
 * comprehension: generalizes, with no delay (before ``LATE`` x the step it fit, or without
   ever fitting);
@@ -33,12 +34,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from omnigrok import profiles
-from omnigrok.chapters import base, large_init
+from omnigrok.chapters import base, claim2
 from omnigrok.chapters.base import Chapter, fetch
 from omnigrok.config import RunConfig, TaskSpec
-from omnigrok.metrics import HOLD_RULE
-from omnigrok.plots import PALETTE, subplots, themed
-from omnigrok.verdict import Verdict, judge
+from omnigrok.report.metrics import HOLD_RULE
+from omnigrok.report.plots import PALETTE, subplots, themed
+from omnigrok.report.verdict import Verdict, judge
 
 COMPREHENSION, GROKKING, MEMORIZATION, CONFUSION = (
     "comprehension",
@@ -48,13 +49,13 @@ COMPREHENSION, GROKKING, MEMORIZATION, CONFUSION = (
 )
 PHASES = (COMPREHENSION, GROKKING, MEMORIZATION, CONFUSION)
 SPLIT = "split"  # no majority among a cell's seeds
-LATE = large_init.LATE  # claim 2's "generalizes late": at >= 3x the step it fit
+LATE = claim2.LATE  # claim 2's "generalizes late": at >= 3x the step it fit
 STANDARD_INIT = 1.0  # α = 1: PyTorch's default init, the scale without grokking in the paper
 # Generalized at N: test acc >= min(GENERALIZED, RELATIVE x the α = 1 runs' mean final test acc
 # at N), never below FLOOR. 0.9: within a tenth of what the standard init reaches with the same
 # images; FLOOR 0.5 (5x chance on 10 classes): a standard init that learns nothing at N does not
 # make chance accuracy count as generalization.
-GENERALIZED = large_init.GENERALIZED
+GENERALIZED = claim2.GENERALIZED
 RELATIVE = 0.9
 FLOOR = 0.5
 
@@ -75,7 +76,7 @@ def majority(phases: list[str]) -> str:
 
 @dataclass(frozen=True)
 class Setup(base.Setup):
-    """Claim 2's run (``large_init.Setup(profile).base``: its steps, γ, lr, test images and
+    """Claim 2's run (``claim2.Setup(profile).base``: its steps, γ, lr, test images and
     logging) at every (α, N) of the profile's grid."""
 
     chapter = "phases"
@@ -93,7 +94,7 @@ class Setup(base.Setup):
                 f"α = {STANDARD_INIT:g} (the test threshold is relative to it), got {self.alphas}"
             )
         self._set("n_trains", tuple(grid["n_train"]))
-        self._set("base", large_init.Setup(self.profile, self.seeds, self.device).base)
+        self._set("base", claim2.Setup(self.profile, self.seeds, self.device).base)
 
     def cell_configs(self, alpha: float, n_train: int) -> list[RunConfig]:
         task = TaskSpec("mnist", n_train=n_train, n_test=self.base.task.n_test)
@@ -126,7 +127,7 @@ class Outcome:
     def times(self, alpha: float, n_train: int) -> list[dict[str, float]]:
         """Each seed's steps to fit and to generalize (at N's threshold) in the cell (α, N)."""
         threshold = self.threshold(n_train)
-        return [large_init.times(r, threshold) for r in self.results[(alpha, n_train)]]
+        return [claim2.times(r, threshold) for r in self.results[(alpha, n_train)]]
 
     def phases(self, alpha: float, n_train: int) -> list[str]:
         """Each seed's phase in the cell (α, N)."""
@@ -184,7 +185,7 @@ def table(o: Outcome) -> str:
     """A markdown table, one row per cell: its phase and each seed's steps and phase."""
     lines = [
         "| α | N | phase | seeds | steps to fit (train ≥ "
-        f"{large_init.MEMORIZED}) | test threshold at N | steps to generalize |",
+        f"{claim2.MEMORIZED}) | test threshold at N | steps to generalize |",
         "|---|---|---|---|---|---|---|",
     ]
     for a in o.setup.alphas:
@@ -242,7 +243,7 @@ def verdict(o: Outcome) -> Verdict:
 
 
 CRITERION = (
-    f"each run's phase from its steps to fit (train acc >= {large_init.MEMORIZED}) and to "
+    f"each run's phase from its steps to fit (train acc >= {claim2.MEMORIZED}) and to "
     f"generalize (test acc >= {GENERALIZED}, or {RELATIVE:g}x the standard init's mean final "
     f"test acc at the same N where that is lower, never below {FLOOR:g}), each {HOLD_RULE}"
     ": grokking if it generalizes at >= {LATE:g}x the step it fit, comprehension "

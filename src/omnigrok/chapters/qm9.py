@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from omnigrok import profiles
-from omnigrok.chapters import base, goldilocks, task_claims
+from omnigrok.chapters import base, claim1, task_claims
 from omnigrok.chapters.base import Chapter
 from omnigrok.chapters.task_claims import (
     DELAY_REMOVED,
@@ -35,11 +35,11 @@ from omnigrok.chapters.task_claims import (
 )
 from omnigrok.checks import check_float
 from omnigrok.config import TaskSpec
-from omnigrok.metrics import HOLD_RULE, Edge, spread, upper_edge
 from omnigrok.models.graphnet import GraphNetSpec
-from omnigrok.plots import subplots, themed
+from omnigrok.report.metrics import HOLD_RULE, Edge, spread, upper_edge
+from omnigrok.report.plots import subplots, themed
+from omnigrok.report.verdict import Verdict, judge
 from omnigrok.tasks.qm9 import qm9_run
-from omnigrok.verdict import Verdict, judge
 
 FITTED = 1.0  # train MSE (Bohr⁶) that counts as fitted: an RMS error of 1 Bohr³
 TARGET_FACTOR = 1.25  # the target: the baseline's final test loss times this
@@ -74,14 +74,14 @@ class Setup(task_claims.Setup):
         # The official landscape: Adam (AdamW without decay) at lr 1e-3, the norm held.
         self.derive(run, gamma, p["n_alpha"], p["land_steps"], land_lr=1e-3)
 
-    def best_norm(self, land: goldilocks.Landscape) -> float:
+    def best_norm(self, land: claim1.Landscape) -> float:
         return best_norm(land)
 
 
 setup = Setup
 
 
-def best_norm(land: goldilocks.Landscape) -> float:
+def best_norm(land: claim1.Landscape) -> float:
     """The held norm with the lowest seed-mean final test loss: this chapter's w_c."""
     return land.goldilocks().w_c
 
@@ -133,7 +133,7 @@ def numbers(o: Outcome) -> dict[str, str]:
 
 
 def verdict(o: Outcome) -> Verdict:
-    s, label = o.setup, goldilocks.label_of("qm9")
+    s, label = o.setup, claim1.label_of("qm9")
     checks = task_claims.claim_1_checks(o.landscape)
     fit = o.fitted("large init")
     test_at_fit = o.at("large init", "test_loss", fit)
@@ -185,7 +185,7 @@ def figure_landscape(o: Outcome):
     fig, ax = subplots(1, 1, row_height=4.0)
     land = o.landscape
     w_c = best_norm(land)
-    goldilocks.draw_losses(ax, land, w_c, f"w_c = {w_c:.3g}", "final MSE, Bohr⁶")
+    claim1.draw_losses(ax, land, w_c, f"w_c = {w_c:.3g}", "final MSE, Bohr⁶")
     ax.legend()
     ax.set_title(
         f"QM9 graph network: reduced landscape\nprofile '{o.setup.profile}', "

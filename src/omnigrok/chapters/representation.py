@@ -26,25 +26,25 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from omnigrok import profiles
-from omnigrok.chapters import base, goldilocks, large_init, modadd_landscape
+from omnigrok.chapters import base, claim1, claim2, landscape_modadd
 from omnigrok.chapters.base import Chapter, fetch, modadd_base
 from omnigrok.config import RunConfig
-from omnigrok.metrics import PERSIST, first_step_reaching, spread
-from omnigrok.plots import PALETTE, band, plot_seeds, subplots, themed
+from omnigrok.report.metrics import PERSIST, first_step_reaching, spread
+from omnigrok.report.plots import PALETTE, band, plot_seeds, subplots, themed
+from omnigrok.report.verdict import Verdict, judge
 from omnigrok.store import RunResult
 from omnigrok.tasks.modadd import TOP_FREQUENCIES
-from omnigrok.verdict import Verdict, judge
 
 PROBE = f"fourier_top{TOP_FREQUENCIES}"
 REGIMES = ("weight decay 1", "held at 0.8·w0", "weight decay 0, free")
-HELD_ALPHA = modadd_landscape.PAPER_ALPHA  # the paper's constrained run: 0.8 of the init norm
+HELD_ALPHA = landscape_modadd.PAPER_ALPHA  # the paper's constrained run: 0.8 of the init norm
 GENERALIZED = 0.95  # novel-pair test accuracy: claim 3's threshold on modular addition
 # A representation "forms" when the concentration rises by at least MIN_RISE (a share of the
 # power: Nanda's init at P = 59 holds ~0.2 in its top 5, an embedding on 5 frequencies 1); its
-# step is the first logged step past HALF of its rise, held by omnigrok.metrics' rule.
+# step is the first logged step past HALF of its rise, held by omnigrok.report.metrics' rule.
 MIN_RISE = 0.1
 HALF = 0.5
-ZONE = large_init.GENERALIZED  # MNIST: final test accuracy that counts as generalizing
+ZONE = claim2.GENERALIZED  # MNIST: final test accuracy that counts as generalizing
 
 
 @dataclass(frozen=True)
@@ -57,12 +57,12 @@ class Setup(base.Setup):
     messiness: tuple[float, ...] = field(init=False)
     alphas: tuple[float, ...] = field(init=False)
     regimes: dict = field(init=False)  # regime -> modular-addition base RunConfig
-    landscape: goldilocks.Setup = field(init=False)
+    landscape: claim1.Setup = field(init=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         p = profiles.REPRESENTATION[self.profile]
-        landscape = goldilocks.Setup(self.profile, self.seeds, self.device)
+        landscape = claim1.Setup(self.profile, self.seeds, self.device)
         free = modadd_base(self.profile).replace(probe=PROBE)
         regimes = {
             "weight decay 1": free,
@@ -98,7 +98,7 @@ setup = Setup
 
 def representation_step(r: RunResult) -> float:
     """The step the embedding's Fourier concentration has made ``HALF`` its rise (held
-    by ``omnigrok.metrics``' rule); ``inf`` where it never rises by ``MIN_RISE``."""
+    by ``omnigrok.report.metrics``' rule); ``inf`` where it never rises by ``MIN_RISE``."""
     c = np.asarray(r[PROBE], float)
     rise = np.nanmax(c) - c[0]
     if not rise >= MIN_RISE:  # NaN (a diverged run) fails too
@@ -107,7 +107,7 @@ def representation_step(r: RunResult) -> float:
 
 
 def generalization_step(r: RunResult) -> float:
-    """First step novel-pair test accuracy >= ``GENERALIZED``, held (``omnigrok.metrics``)."""
+    """First step novel-pair test accuracy >= ``GENERALIZED``, held (``report.metrics``)."""
     return first_step_reaching(r.steps, r["test_acc_novel"], GENERALIZED, PERSIST)
 
 
@@ -115,7 +115,7 @@ def generalization_step(r: RunResult) -> float:
 class Outcome:
     setup: Setup
     modadd: dict  # regime -> list[RunResult], seed order
-    mnist: dict  # messiness -> goldilocks.Landscape over ``setup.alphas``
+    mnist: dict  # messiness -> claim1.Landscape over ``setup.alphas``
     mnist_runs: dict  # messiness -> list[RunResult], α-major as ``Setup.mnist_configs``
 
     def results(self) -> list[RunResult]:
@@ -143,7 +143,7 @@ def run(s: Setup, progress: bool = True) -> Outcome:
     found = fetch(s.configs(), s.device, progress)
     modadd = {r: [found[c] for c in s.regime_configs(r)] for r in REGIMES}
     runs = {m: [found[c] for c in s.mnist_configs(m)] for m in s.messiness}
-    mnist = {m: goldilocks.landscape(s, "mnist", runs[m]) for m in s.messiness}
+    mnist = {m: claim1.landscape(s, "mnist", runs[m]) for m in s.messiness}
     return Outcome(s, modadd, mnist, runs)
 
 

@@ -26,7 +26,7 @@ modular addition, the α = 8 run of claim 2 on MNIST) with one change:
   held while the outputs' scale moves freely, is ``norm held at w_c``.
 
 Per task, method and seed: the step test accuracy reaches claim 3's threshold for the task
-(held by ``omnigrok.metrics``' rule), its delay (that step over the train step at the same
+(held by ``omnigrok.report.metrics``' rule), its delay (that step over the train step at the same
 threshold), and the weight norm when it generalized, over its init norm. A method *removes the
 delay* where every seed generalizes within the budget with no delay of its own (claim 3's
 criterion); it is *as fast as the constraint* where every seed generalizes and its median step
@@ -46,20 +46,20 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from omnigrok import profiles
-from omnigrok.chapters import base, constraint, goldilocks, large_init
+from omnigrok.chapters import base, claim1, claim2, claim3
 from omnigrok.chapters.base import Chapter, fetch
 from omnigrok.checks import check_float
 from omnigrok.config import RunConfig
-from omnigrok.metrics import HOLD_RULE, PERSIST, first_step_reaching, grokking_delay, spread
-from omnigrok.plots import PALETTE, plot_seeds, subplots, themed
+from omnigrok.report.metrics import HOLD_RULE, PERSIST, first_step_reaching, grokking_delay, spread
+from omnigrok.report.plots import PALETTE, plot_seeds, subplots, themed
+from omnigrok.report.verdict import Verdict, judge
 from omnigrok.store import RunResult
-from omnigrok.verdict import Verdict, judge
 
 TASKS = ("modadd", "mnist")
-TASK_LABELS = constraint.TASK_LABELS
-THRESHOLD = constraint.THRESHOLD  # claim 3's test accuracy per task
-DELAY_REMOVED = constraint.DELAY_REMOVED  # test step / train step at most this: no delay
-LATE = large_init.LATE  # the baseline's delay must be at least this: a delay to remove
+TASK_LABELS = claim3.TASK_LABELS
+THRESHOLD = claim3.THRESHOLD  # claim 3's test accuracy per task
+DELAY_REMOVED = claim3.DELAY_REMOVED  # test step / train step at most this: no delay
+LATE = claim2.LATE  # the baseline's delay must be at least this: a delay to remove
 BASELINE = "weight decay"
 NO_LEVER = "no lever (γ = 0)"
 HELD = "norm held at w_c"
@@ -102,16 +102,16 @@ class Setup(base.Setup):
     logit_scale: float | None = None
     mnist_w_c: float | None = None
     from_claim_1: bool = False  # mnist_w_c was read off claim 1's landscape (``with_w_c``)
-    claim3: constraint.Setup = field(init=False)  # the base and held runs of each task
+    claim3: claim3.Setup = field(init=False)  # the base and held runs of each task
 
     def __post_init__(self) -> None:
         super().__post_init__()
         table = profiles.RIVALS[self.profile]
         scale = table["logit_scale"] if self.logit_scale is None else self.logit_scale
         self._set("logit_scale", check_float("logit_scale", scale, positive=True))
-        claim3 = constraint.Setup(self.profile, self.seeds, self.device, mnist_w_c=self.mnist_w_c)
-        self._set("claim3", claim3)
-        self._set("mnist_w_c", claim3.w_c["mnist"])
+        held = claim3.Setup(self.profile, self.seeds, self.device, mnist_w_c=self.mnist_w_c)
+        self._set("claim3", held)
+        self._set("mnist_w_c", held.w_c["mnist"])
 
     @property
     def w_held(self) -> dict:
@@ -189,19 +189,19 @@ def with_w_c(s: Setup, progress: bool = True) -> Setup:
     """``s`` with MNIST's w_c known: as given, or from claim 1's MNIST landscape (claim 3's)."""
     if s.mnist_w_c is not None:
         return s
-    claim3 = constraint.with_w_c(s.claim3, progress)
-    return dataclasses.replace(s, mnist_w_c=claim3.w_c["mnist"], from_claim_1=True)
+    held = claim3.with_w_c(s.claim3, progress)
+    return dataclasses.replace(s, mnist_w_c=held.w_c["mnist"], from_claim_1=True)
 
 
 @dataclass(frozen=True)
 class Outcome:
     setup: Setup
     results: dict  # (task, method) -> list[RunResult], seed order
-    landscape: goldilocks.Landscape | None = None  # claim 1's MNIST one (None: w_c was given)
+    landscape: claim1.Landscape | None = None  # claim 1's MNIST one (None: w_c was given)
 
     def steps(self, task: str, method: str) -> np.ndarray:
-        """Per seed: first step test acc >= the task's threshold, held by omnigrok.metrics' rule
-        (inf: never)."""
+        """Per seed: first step test acc >= the task's threshold, held by the rule of
+        ``report.metrics`` (inf: never)."""
         return np.array(
             [
                 first_step_reaching(r.steps, r["test_acc"], THRESHOLD[task], PERSIST)
@@ -223,7 +223,7 @@ class Outcome:
         """Per seed: the weight norm when it generalized over its init norm (NaN: never)."""
         return np.array(
             [
-                large_init.value_at(r, "norm", t) / r["norm"][0]
+                claim2.value_at(r, "norm", t) / r["norm"][0]
                 for r, t in zip(self.results[task, method], self.steps(task, method), strict=True)
             ]
         )
@@ -259,7 +259,7 @@ def run(s: Setup, progress: bool = True) -> Outcome:
     precondition."""
     land = None
     if s.mnist_w_c is None or s.from_claim_1:  # stored by now where read off it before
-        land = constraint.claim_1(s.claim3, progress)
+        land = claim3.claim_1(s.claim3, progress)
         s = dataclasses.replace(s, mnist_w_c=land.goldilocks().w_c, from_claim_1=True)
     found = fetch(s.configs(), s.device, progress)
     results = {
@@ -459,7 +459,7 @@ def verdict(o: Outcome) -> Verdict:
         pre.update(preconditions(o, task))
     # What the held runs and the norm ratios stand on: claim 1's w_c (where MNIST's was read
     # off it) an interior minimum, and every run finished.
-    pre |= goldilocks.w_c_precondition(o.landscape, o.setup.mnist_w_c)
+    pre |= claim1.w_c_precondition(o.landscape, o.setup.mnist_w_c)
     pre |= base.complete_precondition([r for runs in o.results.values() for r in runs])
     return judge("Rivals: the delay goes only where the norm does", CRITERION, checks, pre, notes)
 

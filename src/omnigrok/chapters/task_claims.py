@@ -20,21 +20,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from omnigrok.chapters import base, constraint, goldilocks, large_init
+from omnigrok.chapters import base, claim1, claim2, claim3
 from omnigrok.chapters.base import fetch
 from omnigrok.checks import check_float
 from omnigrok.config import RunConfig
-from omnigrok.metrics import PERSIST, first_step_reaching, spread
-from omnigrok.plots import PALETTE, log_scale_if_positive, plot_seeds, subplots, themed
+from omnigrok.report.metrics import PERSIST, first_step_reaching, spread
+from omnigrok.report.plots import PALETTE, log_scale_if_positive, plot_seeds, subplots, themed
 from omnigrok.store import RunResult
 
 REGIMES = ("large init", "baseline", "held at w_c")
 WAITS = "its runs held at w_c wait for its landscape (w_c)"  # what the archive says meanwhile
 # The verdicts' thresholds are claim 2's and claim 3's (one rule for every task).
-LATE = large_init.LATE
-EDGE_FACTOR = large_init.EDGE_FACTOR
-SPEEDUP_MIN = constraint.SPEEDUP_MIN
-DELAY_REMOVED = constraint.DELAY_REMOVED
+LATE = claim2.LATE
+EDGE_FACTOR = claim2.EDGE_FACTOR
+SPEEDUP_MIN = claim3.SPEEDUP_MIN
+DELAY_REMOVED = claim3.DELAY_REMOVED
 
 
 @dataclass(frozen=True)
@@ -77,12 +77,12 @@ class Setup(base.Setup):
             )
         self._set("bases", bases)
 
-    def best_norm(self, land: goldilocks.Landscape) -> float:
+    def best_norm(self, land: claim1.Landscape) -> float:
         """The held norm this task's chapter takes as w_c (its measure decides)."""
         raise NotImplementedError
 
     def landscape_configs(self) -> list[RunConfig]:
-        """The landscape's runs, α-major (``goldilocks.landscape`` reads them in this order)."""
+        """The landscape's runs, α-major (``claim1.landscape`` reads them in this order)."""
         b = self.landscape_base
         return [b.replace(init_scale=a, seed=s) for a in self.alphas for s in self.seeds]
 
@@ -110,14 +110,14 @@ class Outcome:
     and the zone's ``edge``."""
 
     setup: Setup
-    landscape: goldilocks.Landscape
+    landscape: claim1.Landscape
     results: dict  # regime -> list[RunResult], seed order
 
     def steps_to(
         self, regime: str, metric: str, threshold: float, lower: bool = False
     ) -> np.ndarray:
         """Each seed's first step from which ``metric`` stays at least ``threshold`` (``lower``:
-        at most, for a loss) by ``omnigrok.metrics``' rule; inf where it never does."""
+        at most, for a loss) by ``omnigrok.report.metrics``' rule; inf where it never does."""
         sign = -1.0 if lower else 1.0
         return np.array(
             [
@@ -131,9 +131,7 @@ class Outcome:
     def at(self, regime: str, metric: str, steps: np.ndarray) -> np.ndarray:
         """Each seed's ``metric`` at its own step of ``steps`` (NaN where that step is inf)."""
         runs = self.results[regime]
-        return np.array(
-            [large_init.value_at(r, metric, t) for r, t in zip(runs, steps, strict=True)]
-        )
+        return np.array([claim2.value_at(r, metric, t) for r, t in zip(runs, steps, strict=True)])
 
 
 def with_w_c(s: Setup, progress: bool = True):
@@ -143,15 +141,15 @@ def with_w_c(s: Setup, progress: bool = True):
         return s
     configs = s.landscape_configs()
     found = fetch(configs, s.device, progress)
-    land = goldilocks.landscape(s, s.task, [found[c] for c in configs])
+    land = claim1.landscape(s, s.task, [found[c] for c in configs])
     return dataclasses.replace(s, w_c=s.best_norm(land))
 
 
-def fetch_all(s: Setup, progress: bool) -> tuple[goldilocks.Landscape, dict[str, list[RunResult]]]:
+def fetch_all(s: Setup, progress: bool) -> tuple[claim1.Landscape, dict[str, list[RunResult]]]:
     """The landscape and each regime's runs (seed order) of a setup with w_c known: one
     ``run_sweep`` (the three regimes share a shape: one stack)."""
     found = fetch(s.configs(), s.device, progress)
-    land = goldilocks.landscape(s, s.task, [found[c] for c in s.landscape_configs()])
+    land = claim1.landscape(s, s.task, [found[c] for c in s.landscape_configs()])
     return land, {regime: [found[c] for c in s.regime_configs(regime)] for regime in REGIMES}
 
 
@@ -188,16 +186,16 @@ def regime_numbers(o, fit: Callable[[str], np.ndarray], fit_key: str, metric: st
     return out
 
 
-def claim_1_checks(land: goldilocks.Landscape) -> dict[str, tuple[bool, str]]:
+def claim_1_checks(land: claim1.Landscape) -> dict[str, tuple[bool, str]]:
     """Claim 1's L and U checks on a task's landscape, named as this chapter's."""
-    return {f"claim 1, {k.split(': ', 1)[1]}": v for k, v in goldilocks.shape_checks(land).items()}
+    return {f"claim 1, {k.split(': ', 1)[1]}": v for k, v in claim1.shape_checks(land).items()}
 
 
-def claim_1_preconditions(land: goldilocks.Landscape) -> dict[str, tuple[bool, str]]:
+def claim_1_preconditions(land: claim1.Landscape) -> dict[str, tuple[bool, str]]:
     """What every claim of a task chapter needs from its landscape: w_c an interior minimum of
     test loss (claim 1's precondition). On a monotone landscape there is no Goldilocks norm to
     hold a run at or to walk into, so claims 2 and 3 cannot be tested either."""
-    pre = goldilocks.interior_precondition(land)
+    pre = claim1.interior_precondition(land)
     return {f"claim 1, {k.split(': ', 1)[1]}": v for k, v in pre.items()}
 
 

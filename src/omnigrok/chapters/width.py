@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from omnigrok import profiles
-from omnigrok.chapters import base, goldilocks
+from omnigrok.chapters import base, claim1
 from omnigrok.chapters.base import Chapter, fetch
 from omnigrok.config import MLPSpec, RunConfig
-from omnigrok.metrics import refined_minimum
-from omnigrok.plots import PALETTE, log_scale_if_positive, subplots, themed, title
+from omnigrok.report.metrics import refined_minimum
+from omnigrok.report.plots import PALETTE, log_scale_if_positive, subplots, themed, title
 
 # How w_c's growth exponent is compared with w0's: the same when they differ by at most
 # EXPONENT_TOLERANCE or by at most SEM_FACTOR standard errors of the seeds' exponents (stated
@@ -36,12 +36,12 @@ class Setup(base.Setup):
     """Claim 1's MNIST landscape for each hidden width of the profile (``profiles.WIDTHS``)."""
 
     chapter = "width"
-    landscape: goldilocks.Setup = field(init=False)  # claim 1's: α grid, MNIST base
+    landscape: claim1.Setup = field(init=False)  # claim 1's: α grid, MNIST base
     widths: tuple[int, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self._set("landscape", goldilocks.Setup(self.profile, self.seeds, self.device))
+        self._set("landscape", claim1.Setup(self.profile, self.seeds, self.device))
         self._set("widths", profiles.WIDTHS[self.profile])
 
     def width_configs(self, width: int) -> list[RunConfig]:
@@ -57,11 +57,11 @@ class Setup(base.Setup):
 setup = Setup
 
 
-def run(s: Setup, progress: bool = True) -> dict[int, goldilocks.Landscape]:
+def run(s: Setup, progress: bool = True) -> dict[int, claim1.Landscape]:
     """Train (or load) each width's landscape, every width in one sweep."""
     found = fetch(s.configs(), s.device, progress)
     return {
-        w: goldilocks.landscape(s.landscape, "mnist", [found[c] for c in s.width_configs(w)])
+        w: claim1.landscape(s.landscape, "mnist", [found[c] for c in s.width_configs(w)])
         for w in s.widths
     }
 
@@ -97,7 +97,7 @@ def _slope(widths: np.ndarray, values: np.ndarray) -> float:
     return float(np.polyfit(np.log(widths), np.log(values), 1)[0])
 
 
-def scaling(lands: dict[int, goldilocks.Landscape]) -> Scaling:
+def scaling(lands: dict[int, claim1.Landscape]) -> Scaling:
     """Each seed's w_c at each width (the minimum of its own test-loss curve, refined between
     grid points by ``refined_minimum``), and the growth exponents of w_c (per seed) and of the
     init norm w0 (the held norm over α)."""
@@ -140,7 +140,7 @@ def numbers(sc: Scaling) -> dict[str, str]:
 
 
 @themed
-def figure(lands: dict[int, goldilocks.Landscape], sc: Scaling, profile: str):
+def figure(lands: dict[int, claim1.Landscape], sc: Scaling, profile: str):
     """Top: final test loss against the held norm, one line per seed, a colour per width.
     Bottom: w_c and w0 against width (log-log), a point per seed, with the fitted lines."""
     fig, (top, bottom) = subplots(2, 1, row_height=3.0)
@@ -170,7 +170,7 @@ def figure(lands: dict[int, goldilocks.Landscape], sc: Scaling, profile: str):
     return fig
 
 
-def _numbers(lands: dict[int, goldilocks.Landscape]) -> dict[str, str]:
+def _numbers(lands: dict[int, claim1.Landscape]) -> dict[str, str]:
     return numbers(scaling(lands))
 
 

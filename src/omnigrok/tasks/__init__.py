@@ -10,7 +10,8 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from omnigrok.task import TASKS, Task, TaskData, get, make_task, register
+from omnigrok.registry import TASKS, register
+from omnigrok.task import Task, TaskData, get, make_task
 from omnigrok.tasks.mnist import mnist_run
 from omnigrok.tasks.modadd import modadd_run
 from omnigrok.tasks.teacher_student import teacher_student_run

@@ -9,11 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from omnigrok import imdb
 from omnigrok.checks import fail
 from omnigrok.config import RunConfig, TaskSpec
+from omnigrok.data import imdb
 from omnigrok.models.lstm import LSTMSpec
-from omnigrok.task import Task, register, rng
+from omnigrok.registry import register
+from omnigrok.task import Task, rng
 
 SEQ_LEN = 500  # the official padding length
 VOCAB = 1000  # the official vocabulary (plus 0, the padding token)

@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 
 from omnigrok.config import RunConfig, TaskSpec
-from omnigrok.mnist import load_mnist
+from omnigrok.data.mnist import load_mnist
 from omnigrok.models.mlp import MLPSpec
-from omnigrok.task import Task, register
+from omnigrok.registry import register
+from omnigrok.task import Task
 
 
 def class_templates(n_classes: int = 10) -> np.ndarray:

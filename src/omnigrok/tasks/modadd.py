@@ -17,7 +17,8 @@ import torch
 from omnigrok.checks import check_int, fail
 from omnigrok.config import RunConfig, TaskSpec
 from omnigrok.models.transformer import TransformerSpec
-from omnigrok.task import Task, register, rng
+from omnigrok.registry import register
+from omnigrok.task import Task, rng
 
 
 def novel_pairs(x_train: np.ndarray, x_test: np.ndarray, p: int) -> np.ndarray:

@@ -1,6 +1,6 @@
 """QM9 polarizability (paper Sec. 3.2, official ``qm9``): the first ``n_train + n_test``
 molecules of QM9 (100 in the paper's grokking run), split at random (50/50), each a padded
-graph (``omnigrok.qm9``); the NNConv graph network regresses the isotropic polarizability α
+graph (``omnigrok.data.qm9``); the NNConv graph network regresses the isotropic polarizability α
 (Bohr³, PyG's target 1) with MSE. ``data_seed`` fixes the split and nothing else."""
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from omnigrok import qm9
 from omnigrok.checks import fail
 from omnigrok.config import RunConfig, TaskSpec
+from omnigrok.data import qm9
 from omnigrok.models.graphnet import GraphNetSpec, Graphs
-from omnigrok.task import TORCH_DTYPES, Task, TaskData, register, rng
+from omnigrok.registry import register
+from omnigrok.task import TORCH_DTYPES, Task, TaskData, rng
 
 EVAL_MOLECULES = 64  # per evaluation chunk: each bond holds an in × out matrix per run
 

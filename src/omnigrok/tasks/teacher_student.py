@@ -10,7 +10,8 @@ import numpy as np
 
 from omnigrok.config import RunConfig, TaskSpec
 from omnigrok.models.mlp import MLPSpec
-from omnigrok.task import Task, register, rng
+from omnigrok.registry import register
+from omnigrok.task import Task, rng
 
 WIDTHS = (5, 100, 100, 5)
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omnigrok.plots import PALETTE, subplots, themed
+from omnigrok.report.plots import PALETTE, subplots, themed
 from omnigrok.store import REPO
 
 RECORD = REPO / "benchmarks" / "official.json"

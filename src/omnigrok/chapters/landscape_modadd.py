@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from omnigrok import profiles
-from omnigrok.chapters import base, goldilocks
+from omnigrok.chapters import base, claim1
 from omnigrok.chapters.base import Chapter, fetch, final, modadd_base
 from omnigrok.config import RunConfig
-from omnigrok.metrics import spread
-from omnigrok.plots import PALETTE, accuracy_axis, subplots, themed
+from omnigrok.report.metrics import spread
+from omnigrok.report.plots import PALETTE, accuracy_axis, subplots, themed
+from omnigrok.report.verdict import Verdict, judge
 from omnigrok.store import RunResult
-from omnigrok.verdict import Verdict, judge
 
 PAPER_ALPHA = 0.8  # the paper's constrained run: 0.8 of Nanda et al.'s init norm
 ZONE = 0.95  # test accuracy (novel pairs) that counts as inside the zone: claim 3's threshold
@@ -50,7 +50,7 @@ class Setup(base.Setup):
         self._set("held", held)
 
     def configs(self) -> list[RunConfig]:
-        """α-major, as ``goldilocks.landscape`` reads them."""
+        """α-major, as ``claim1.landscape`` reads them."""
         return [self.held.replace(init_scale=a, seed=s) for a in self.alphas for s in self.seeds]
 
 
@@ -61,21 +61,21 @@ def _accuracy(r: RunResult) -> str:
     return "test_acc_novel" if "test_acc_novel" in r.metrics else "test_acc"
 
 
-def run(s: Setup, progress: bool = True) -> goldilocks.Landscape:
+def run(s: Setup, progress: bool = True) -> claim1.Landscape:
     """The landscape (one sweep), test accuracy read on the novel pairs."""
     found = fetch(s.configs(), s.device, progress)
     results = [found[c] for c in s.configs()]
     n_a, n_s = len(s.alphas), len(s.seeds)
     grids = {m: final(results, m).reshape(n_a, n_s).T for m in ("norm", "train_loss", "test_loss")}
     acc = np.array([r[_accuracy(r)][-1] for r in results]).reshape(n_a, n_s).T
-    return goldilocks.Landscape("modadd", np.array(s.alphas), test_acc=acc, **grids)
+    return claim1.Landscape("modadd", np.array(s.alphas), test_acc=acc, **grids)
 
 
-def _paper_index(land: goldilocks.Landscape) -> int:
+def _paper_index(land: claim1.Landscape) -> int:
     return int(np.flatnonzero(np.isclose(land.alphas, PAPER_ALPHA))[0])
 
 
-def numbers(land: goldilocks.Landscape) -> dict[str, str]:
+def numbers(land: claim1.Landscape) -> dict[str, str]:
     i = _paper_index(land)
     g = land.goldilocks()
     return {
@@ -90,8 +90,8 @@ def numbers(land: goldilocks.Landscape) -> dict[str, str]:
     }
 
 
-def verdict(land: goldilocks.Landscape) -> Verdict:
-    checks = {k.split(": ", 1)[1]: v for k, v in goldilocks.shape_checks(land).items()}
+def verdict(land: claim1.Landscape) -> Verdict:
+    checks = {k.split(": ", 1)[1]: v for k, v in claim1.shape_checks(land).items()}
     i = _paper_index(land)
     acc, norm = land.test_acc[:, i], land.norm[:, i].mean()
     w_c = land.goldilocks().w_c
@@ -106,7 +106,7 @@ def verdict(land: goldilocks.Landscape) -> Verdict:
         f"0.8·w0 = {norm:.3g} is {ratio:.3g}x w_c = {w_c:.3g}; the zone's upper edge at "
         f"{ZONE}: {land.zone_edge(ZONE)}",
     )
-    pre = {k.split(": ", 1)[1]: v for k, v in goldilocks.interior_precondition(land).items()}
+    pre = {k.split(": ", 1)[1]: v for k, v in claim1.interior_precondition(land).items()}
     return judge("Claim 1 on modular addition", CRITERION, checks, pre)
 
 
@@ -118,20 +118,20 @@ CRITERION = (
 )
 
 
-def headline(land: goldilocks.Landscape) -> str:
+def headline(land: claim1.Landscape) -> str:
     n = numbers(land)
     return f"w_c {n['w_c_seeds']}; 0.8·w0 = {n['paper_norm']} ({n['paper_over_w_c']}x w_c)"
 
 
 @themed
-def figure(land: goldilocks.Landscape, profile: str):
+def figure(land: claim1.Landscape, profile: str):
     """Train and test loss against the held norm, mean and min-max band over seeds, with the
     novel-pair test accuracy on a second axis; 0.8·w0 and w_c marked."""
     fig, ax = subplots(1, 1, row_height=4.0)
     x = land.norm.mean(0)
     w_c = land.goldilocks().w_c
     paper = x[_paper_index(land)]
-    goldilocks.draw_losses(ax, land, w_c, f"w_c = {w_c:.3g} (test-loss minimum)")
+    claim1.draw_losses(ax, land, w_c, f"w_c = {w_c:.3g} (test-loss minimum)")
     ax.axvline(paper, color=PALETTE[4], ls="-.", lw=1, label=f"0.8·w0 = {paper:.3g} (the paper's)")
     accuracy_axis(
         fig,

@@ -16,7 +16,7 @@ from omnigrok import profiles, tasks
 from omnigrok.chapters import base
 from omnigrok.chapters.base import Chapter, fetch, final
 from omnigrok.config import RunConfig, TaskSpec
-from omnigrok.metrics import (
+from omnigrok.report.metrics import (
     Edge,
     Goldilocks,
     RefinedMinimum,
@@ -25,10 +25,10 @@ from omnigrok.metrics import (
     spread,
     upper_edge,
 )
-from omnigrok.plots import PALETTE, band, log_scale_if_positive, subplots, themed, title
+from omnigrok.report.plots import PALETTE, band, log_scale_if_positive, subplots, themed, title
+from omnigrok.report.verdict import Verdict, judge
 from omnigrok.store import RunResult
 from omnigrok.tasks import mnist_run, teacher_student_run
-from omnigrok.verdict import Verdict, judge
 
 TASKS = ("mnist", "teacher_student")
 
@@ -97,7 +97,7 @@ class Landscape:
 
     def refined(self) -> RefinedMinimum:
         """w_c of the seed-mean test loss refined between grid points, with half a grid cell
-        either side (``omnigrok.metrics.refine_minimum``)."""
+        either side (``omnigrok.report.metrics.refine_minimum``)."""
         return refine_minimum(self.norm.mean(0), self.mean_test_loss())
 
     def zone_edge(self, accuracy: float) -> Edge:

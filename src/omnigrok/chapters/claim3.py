@@ -22,20 +22,20 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from omnigrok import profiles
-from omnigrok.chapters import base, goldilocks, large_init
+from omnigrok.chapters import base, claim1, claim2
 from omnigrok.chapters.base import Chapter, fetch, modadd_base
 from omnigrok.checks import check_float
 from omnigrok.config import RunConfig
-from omnigrok.metrics import HOLD_RULE, PERSIST, first_step_reaching, grokking_delay, spread
 from omnigrok.models import init_params
 from omnigrok.norms import global_norm
-from omnigrok.plots import PALETTE, log_scale_if_positive, plot_seeds, subplots, themed
-from omnigrok.verdict import Verdict, judge
+from omnigrok.report.metrics import HOLD_RULE, PERSIST, first_step_reaching, grokking_delay, spread
+from omnigrok.report.plots import PALETTE, log_scale_if_positive, plot_seeds, subplots, themed
+from omnigrok.report.verdict import Verdict, judge
 
 REGIMES = ("unconstrained", "held at w_c", "held at α·w0")
 TASKS = ("mnist", "modadd")
-THRESHOLD = {"mnist": large_init.GENERALIZED, "modadd": 0.95}
-TASK_LABELS = {task: goldilocks.label_of(task) for task in TASKS}
+THRESHOLD = {"mnist": claim2.GENERALIZED, "modadd": 0.95}
+TASK_LABELS = {task: claim1.label_of(task) for task in TASKS}
 MODADD_WC_ALPHA = 0.8  # the paper's constrained modular-addition run
 
 # The verdict's thresholds. SPEEDUP_MIN: the paper's effect is 5e3/280 = 18x to 8e3/280 = 29x;
@@ -48,7 +48,7 @@ MODADD_WC_ALPHA = 0.8  # the paper's constrained modular-addition run
 # CONTROL_OUTSIDE x w_c (modular addition at α = 1 is held at only 1.25 w_c: no control).
 SPEEDUP_MIN = 10.0
 DELAY_REMOVED = 2.0
-LATE = large_init.LATE
+LATE = claim2.LATE
 CONTROL_SLOWER = 2.0
 CONTROL_OUTSIDE = 2.0
 # A run "held at" a norm must have kept it: every finite logged norm within HELD_TOLERANCE of its
@@ -73,7 +73,7 @@ class Setup(base.Setup):
     bases: dict | None = None  # task -> unconstrained base RunConfig at the chosen α
     from_claim_1: bool = False  # mnist_w_c was read off claim 1's landscape (``with_w_c``)
     w_c: dict = field(init=False)  # task -> target norm of "held at w_c" (None: not known yet)
-    landscape: goldilocks.Setup = field(init=False)  # claim 1's runs, whose w_c MNIST holds
+    landscape: claim1.Setup = field(init=False)  # claim 1's runs, whose w_c MNIST holds
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -81,7 +81,7 @@ class Setup(base.Setup):
         alpha = check_float("modadd_init_scale", self.modadd_init_scale, positive=True)
         self._set("modadd_init_scale", alpha)
         if self.bases is None:
-            mnist = large_init.Setup(self.profile, self.seeds, self.device, self.init_scale)
+            mnist = claim2.Setup(self.profile, self.seeds, self.device, self.init_scale)
             self._set("bases", {"mnist": mnist.base, "modadd": modadd_base(self.profile, alpha)})
         modadd_w_c = self.modadd_w_c
         if modadd_w_c is None:
@@ -94,7 +94,7 @@ class Setup(base.Setup):
             "modadd": check_float("modadd_w_c", modadd_w_c, positive=True),
         }
         self._set("w_c", w_c)
-        self._set("landscape", goldilocks.Setup(self.profile, self.seeds, self.device))
+        self._set("landscape", claim1.Setup(self.profile, self.seeds, self.device))
 
     def regime_configs(self, task: str, regime: str) -> list[RunConfig]:
         """The runs of one task in one regime, in seed order."""
@@ -139,7 +139,7 @@ setup = Setup
 class Outcome:
     setup: Setup
     results: dict  # (task, regime) -> list[RunResult], seed order
-    landscape: goldilocks.Landscape | None = None  # claim 1's MNIST one (None: w_c was given)
+    landscape: claim1.Landscape | None = None  # claim 1's MNIST one (None: w_c was given)
 
     def steps_to_generalize(self, task: str, regime: str) -> np.ndarray:
         """Per seed: first step test acc >= the task's threshold, held (metrics' rule)."""
@@ -161,11 +161,11 @@ class Outcome:
         )
 
 
-def claim_1(s: Setup, progress: bool = True) -> goldilocks.Landscape:
+def claim_1(s: Setup, progress: bool = True) -> claim1.Landscape:
     """Claim 1's MNIST landscape (loaded if stored, else trained), whose w_c MNIST holds."""
     land_configs = s.landscape.task_configs("mnist")
     found = fetch(land_configs, s.device, progress)
-    return goldilocks.landscape(s.landscape, "mnist", [found[c] for c in land_configs])
+    return claim1.landscape(s.landscape, "mnist", [found[c] for c in land_configs])
 
 
 def with_w_c(s: Setup, progress: bool = True) -> Setup:
@@ -271,7 +271,7 @@ def preconditions(o: Outcome) -> dict[str, tuple[bool, str]]:
             f"test step / train step at acc >= {THRESHOLD[task]}: {np.round(d, 2).tolist()} "
             f"(>= {LATE:g} or never required; NaN: never fit the training set)",
         )
-    out |= goldilocks.w_c_precondition(o.landscape, o.setup.mnist_w_c)
+    out |= claim1.w_c_precondition(o.landscape, o.setup.mnist_w_c)
     out |= held_precondition(o)
     out |= base.complete_precondition([r for runs in o.results.values() for r in runs])
     return out

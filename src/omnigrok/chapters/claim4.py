@@ -28,11 +28,11 @@ import numpy as np
 from omnigrok.chapters import base
 from omnigrok.chapters.base import Chapter, fetch, modadd_base
 from omnigrok.config import RunConfig
-from omnigrok.metrics import HOLD_RULE, PERSIST, first_step_reaching, spread
-from omnigrok.plots import PALETTE, plot_seeds, subplots, themed
+from omnigrok.report.metrics import HOLD_RULE, PERSIST, first_step_reaching, spread
+from omnigrok.report.plots import PALETTE, plot_seeds, subplots, themed
+from omnigrok.report.verdict import Verdict, judge
 from omnigrok.store import RunResult
 from omnigrok.task import make_task
-from omnigrok.verdict import Verdict, judge
 
 # "Looks more sudden than it is", in numbers. Looks sudden: the 10% -> 90% rise takes at most
 # SUDDEN_SHARE of the plotted x-range (a tenth of a figure's width reads as a step), and less of
@@ -84,7 +84,7 @@ def accuracy_curve(r: RunResult) -> str:
 
 def jump(r: RunResult) -> dict[str, float]:
     """The 10% -> 90% transition of ``accuracy_curve(r)`` (each threshold held by
-    ``omnigrok.metrics``' rule): its steps and how wide it looks per axis."""
+    ``omnigrok.report.metrics``' rule): its steps and how wide it looks per axis."""
     acc = r[accuracy_curve(r)]
     t10 = first_step_reaching(r.steps, acc, 0.1, PERSIST)
     t90 = first_step_reaching(r.steps, acc, 0.9, PERSIST)

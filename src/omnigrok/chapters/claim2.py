@@ -19,15 +19,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from omnigrok import profiles
-from omnigrok.chapters import base, goldilocks
+from omnigrok.chapters import base, claim1
 from omnigrok.chapters.base import Chapter, fetch
 from omnigrok.checks import check_float
 from omnigrok.config import RunConfig, TaskSpec
-from omnigrok.metrics import HOLD_RULE, PERSIST, Edge, first_step_reaching, spread
-from omnigrok.plots import PALETTE, plot_seeds, subplots, themed, title
+from omnigrok.report.metrics import HOLD_RULE, PERSIST, Edge, first_step_reaching, spread
+from omnigrok.report.plots import PALETTE, plot_seeds, subplots, themed, title
+from omnigrok.report.verdict import Verdict, judge
 from omnigrok.store import RunResult
 from omnigrok.tasks import mnist_run
-from omnigrok.verdict import Verdict, judge
 
 MEMORIZED = 0.99  # train accuracy that counts as memorization
 GENERALIZED = 0.8  # test accuracy that counts as generalization (paper's run ends at ~0.89)
@@ -63,7 +63,7 @@ class Setup(base.Setup):
     base: RunConfig | None = None  # the headline run: α and γ as asked
     alphas: tuple[float, ...] = field(init=False)  # delay sweep over α at the base γ
     weight_decays: tuple[float, ...] = field(init=False)  # and over γ at the base α
-    landscape: goldilocks.Setup = field(init=False)  # claim 1's runs, for w_c and w_edge
+    landscape: claim1.Setup = field(init=False)  # claim 1's runs, for w_c and w_edge
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -87,7 +87,7 @@ class Setup(base.Setup):
         self._set("weight_decay", gamma)
         self._set("alphas", tuple(alpha * SWEEP_FACTOR**i for i in (-1, 0, 1)))
         self._set("weight_decays", tuple(gamma * SWEEP_FACTOR**i for i in (-1, 0, 1)))
-        self._set("landscape", goldilocks.Setup(self.profile, self.seeds, self.device))
+        self._set("landscape", claim1.Setup(self.profile, self.seeds, self.device))
 
     def main(self) -> list[RunConfig]:
         return [self.base.replace(seed=s) for s in self.seeds]
@@ -119,7 +119,7 @@ class Outcome:
     main: list[RunResult]
     sweep: list[RunResult]
     edge: Edge | None = None  # w_edge with whether it is only a bound (None: a value)
-    landscape: goldilocks.Landscape | None = None  # claim 1's, whose w_c must be interior
+    landscape: claim1.Landscape | None = None  # claim 1's, whose w_c must be interior
 
     @property
     def zone_edge(self) -> Edge:
@@ -130,7 +130,7 @@ class Outcome:
 def run(s: Setup, progress: bool = True) -> Outcome:
     found = fetch(s.configs(), s.device, progress)
     land_runs = [found[c] for c in s.landscape.task_configs("mnist")]
-    land = goldilocks.landscape(s.landscape, "mnist", land_runs)
+    land = claim1.landscape(s.landscape, "mnist", land_runs)
     sweep = [found[c] for c in s.sweep()]
     main = [found[c] for c in s.main()]
     edge = land.zone_edge(GENERALIZED)
@@ -139,7 +139,7 @@ def run(s: Setup, progress: bool = True) -> Outcome:
 
 def times(r: RunResult, generalized: float = GENERALIZED) -> dict[str, float]:
     """Steps to memorize (train acc >= MEMORIZED) and to generalize (test acc >=
-    ``generalized``), each held by ``omnigrok.metrics``' rule."""
+    ``generalized``), each held by ``omnigrok.report.metrics``' rule."""
     return {
         "memorized": first_step_reaching(r.steps, r["train_acc"], MEMORIZED, PERSIST),
         "generalized": first_step_reaching(r.steps, r["test_acc"], generalized, PERSIST),
@@ -148,7 +148,7 @@ def times(r: RunResult, generalized: float = GENERALIZED) -> dict[str, float]:
 
 def entry_step(r: RunResult, w_edge: float) -> float:
     """The step the logged norm enters the zone: falls to ``w_edge`` or below and stays there
-    (``omnigrok.metrics``' rule for a threshold); inf where it never does."""
+    (``omnigrok.report.metrics``' rule for a threshold); inf where it never does."""
     return first_step_reaching(r.steps, -np.asarray(r["norm"], float), -w_edge, PERSIST)
 
 
@@ -248,7 +248,7 @@ def preconditions(o: Outcome) -> dict[str, tuple[bool, str]]:
     Goldilocks zone at all), a zone edge to compare the norm with, and every run finished."""
     edge = o.zone_edge
     return {
-        **goldilocks.w_c_precondition(o.landscape),
+        **claim1.w_c_precondition(o.landscape),
         "claim 1's zone edge is measured": (
             edge.measured,
             f"w_edge = {edge} (largest held norm with test acc >= {GENERALIZED}; a value inside "

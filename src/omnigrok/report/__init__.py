@@ -1,0 +1,5 @@
+"""What the pages use: curves to numbers (``metrics``), numbers to a verdict (``verdict``),
+figures (``plots``), the paper's settings beside ours (``paper``), page helpers (``page``),
+exports (``export``), the README's chapters table (``readme``) and the comparison with the
+authors' code (``official``). Nothing here trains.
+"""
