@@ -23,12 +23,12 @@ import numpy as np
 
 from omnigrok import profiles
 from omnigrok.checks import check_device, check_profile, parse_seeds
-from omnigrok.config import RunConfig
+from omnigrok.config import RunConfig, TaskSpec
 from omnigrok.report.verdict import Verdict
 from omnigrok.stop_rule import stop_step
 from omnigrok.store import ResultStore, RunResult
 from omnigrok.sweep import run_sweep
-from omnigrok.tasks import modadd_run
+from omnigrok.tasks import mnist_run, modadd_run
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,23 @@ class Setup:
         """Every run the chapter will train, for counting its cost: ``configs()``, plus runs
         whose values wait on other runs, with a stand-in value (claim 3)."""
         return self.configs()
+
+
+def large_init_mnist(
+    profile: str, init_scale: float = 8.0, weight_decay: float | None = None
+) -> RunConfig:
+    """The profile's large-init MNIST run (paper Sec. 3.1, Fig. 4: α = 8, γ = 0.01 on 1000
+    images; ``profiles.LARGE_INIT``), built once for every chapter that reuses it (claims 2 and
+    3, the delay over γ, the phases). ``weight_decay`` None: the profile's. α and γ are checked
+    by ``RunConfig`` itself, naming the parameter."""
+    p = profiles.LARGE_INIT[profile]
+    return mnist_run(
+        task=TaskSpec("mnist", n_train=1000, n_test=p["n_test"]),
+        steps=p["steps"],
+        weight_decay=p["weight_decay"] if weight_decay is None else weight_decay,
+        init_scale=init_scale,
+        n_log=p["n_log"],
+    )
 
 
 def modadd_base(profile: str, init_scale: float = 1.0) -> RunConfig:

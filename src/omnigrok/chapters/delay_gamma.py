@@ -19,8 +19,7 @@ import numpy as np
 
 from omnigrok import profiles
 from omnigrok.chapters import base, claim1, claim2
-from omnigrok.chapters.base import Chapter, fetch
-from omnigrok.checks import check_float
+from omnigrok.chapters.base import Chapter, fetch, large_init_mnist
 from omnigrok.config import RunConfig
 from omnigrok.report.metrics import Edge, spread
 from omnigrok.report.plots import PALETTE, subplots, themed
@@ -45,14 +44,12 @@ class Setup(base.Setup):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        alpha = check_float("init_scale", self.init_scale, positive=True)
         p = profiles.DELAY_GAMMA[self.profile]
         gammas = np.geomspace(p["low"], p["high"], p["n"])
         self._set("gammas", tuple(float(g) for g in np.round(gammas, 4)))
-        large_init = claim2.Setup(self.profile, self.seeds, self.device, alpha)
-        self._set("init_scale", alpha)
-        self._set("base", large_init.base)
-        self._set("landscape", large_init.landscape)
+        self._set("base", large_init_mnist(self.profile, self.init_scale))
+        self._set("init_scale", self.base.init_scale)
+        self._set("landscape", claim1.Setup(self.profile, self.seeds, self.device))
 
     def gamma_configs(self, gamma: float) -> list[RunConfig]:
         return [self.base.replace(weight_decay=gamma, seed=s) for s in self.seeds]

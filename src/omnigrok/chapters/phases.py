@@ -35,7 +35,7 @@ import numpy as np
 
 from omnigrok import profiles
 from omnigrok.chapters import base, claim2
-from omnigrok.chapters.base import Chapter, fetch
+from omnigrok.chapters.base import Chapter, fetch, large_init_mnist
 from omnigrok.config import RunConfig, TaskSpec
 from omnigrok.report.metrics import HOLD_RULE
 from omnigrok.report.plots import PALETTE, subplots, themed
@@ -76,7 +76,7 @@ def majority(phases: list[str]) -> str:
 
 @dataclass(frozen=True)
 class Setup(base.Setup):
-    """Claim 2's run (``claim2.Setup(profile).base``: its steps, γ, lr, test images and
+    """Claim 2's run (``base.large_init_mnist(profile)``: its steps, γ, lr, test images and
     logging) at every (α, N) of the profile's grid."""
 
     chapter = "phases"
@@ -94,7 +94,7 @@ class Setup(base.Setup):
                 f"α = {STANDARD_INIT:g} (the test threshold is relative to it), got {self.alphas}"
             )
         self._set("n_trains", tuple(grid["n_train"]))
-        self._set("base", claim2.Setup(self.profile, self.seeds, self.device).base)
+        self._set("base", large_init_mnist(self.profile))
 
     def cell_configs(self, alpha: float, n_train: int) -> list[RunConfig]:
         task = TaskSpec("mnist", n_train=n_train, n_test=self.base.task.n_test)
