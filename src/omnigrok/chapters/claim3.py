@@ -23,7 +23,7 @@ import numpy as np
 
 from omnigrok import profiles
 from omnigrok.chapters import base, claim1, claim2
-from omnigrok.chapters.base import Chapter, fetch, modadd_base
+from omnigrok.chapters.base import Chapter, fetch, large_init_mnist, modadd_base
 from omnigrok.checks import check_float
 from omnigrok.config import RunConfig
 from omnigrok.models import init_params
@@ -77,12 +77,14 @@ class Setup(base.Setup):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self._set("init_scale", check_float("init_scale", self.init_scale, positive=True))
+        # α is checked where the runs are built (RunConfig names ``init_scale``); modular
+        # addition's is checked here too, since its notebook parameter has another name.
         alpha = check_float("modadd_init_scale", self.modadd_init_scale, positive=True)
-        self._set("modadd_init_scale", alpha)
         if self.bases is None:
-            mnist = claim2.Setup(self.profile, self.seeds, self.device, self.init_scale)
-            self._set("bases", {"mnist": mnist.base, "modadd": modadd_base(self.profile, alpha)})
+            mnist = large_init_mnist(self.profile, self.init_scale)
+            self._set("bases", {"mnist": mnist, "modadd": modadd_base(self.profile, alpha)})
+        self._set("init_scale", self.bases["mnist"].init_scale)
+        self._set("modadd_init_scale", self.bases["modadd"].init_scale)
         modadd_w_c = self.modadd_w_c
         if modadd_w_c is None:
             w0 = global_norm(init_params(self.bases["modadd"].model, self.seeds)).mean().item()
@@ -215,12 +217,24 @@ def numbers(o: Outcome) -> dict[str, str]:
                 spread([r["test_acc"][-1] for r in o.results[task, regime]])
             )
         ratio, lower = speedup(o, task)
-        out[f"{task}_speedup"] = ("≥ " if lower else "") + str(spread(ratio))
+        out[f"{task}_speedup"] = ("≥ " if lower else "") + str(spread(ratio)) + _stalled(o, task)
         for regime in ("unconstrained", "held at w_c"):
             key = regime.replace(" ", "_")
             out[f"{task}_{key}_delay"] = str(spread(o.delays(task, regime)))
         out[f"{task}_w_c"] = f"{o.setup.w_c[task]:.3g}"
     return out
+
+
+def _stalled(o: Outcome, task: str) -> str:
+    """The seeds that never reached the test threshold, unconstrained or held at w_c, named
+    beside the speedup they bound or leave out ("" if none)."""
+    parts = []
+    for regime in ("unconstrained", "held at w_c"):
+        steps = o.steps_to_generalize(task, regime)
+        never = [sd for sd, s in zip(o.setup.seeds, steps, strict=True) if not s < np.inf]
+        if never:
+            parts.append(f"{regime} seeds {never}")
+    return f"; never reached {THRESHOLD[task]:g}: {', '.join(parts)}" if parts else ""
 
 
 def _seeds(o: Outcome, mask: np.ndarray) -> str:
