@@ -369,6 +369,20 @@ def test_claim3_reproduced_at_the_papers_size_of_effect():
     assert numbers["mnist_held_at_w_c_delay"].startswith("1.25 ")
 
 
+def test_claim3_numbers_name_the_seeds_that_never_got_there():
+    o = constraint_outcome()
+    assert "never reached" not in claim3.numbers(o)["mnist_speedup"]
+    stalled = o.results["mnist", "held at w_c"][1]
+    o.results["mnist", "held at w_c"][1] = step_run(stalled.config, 200, math.inf, 10.0)
+    o.results["mnist", "unconstrained"][2] = step_run(
+        o.results["mnist", "unconstrained"][2].config, 100, math.inf, 80.0
+    )
+    speedup = claim3.numbers(o)["mnist_speedup"]
+    assert speedup.startswith("≥ "), speedup  # seed 2's unconstrained budget is a bound
+    assert speedup.endswith("never reached 0.8: unconstrained seeds [2], held at w_c seeds [1]")
+    assert "never reached" not in claim3.numbers(o)["modadd_speedup"]
+
+
 def old_claim3(o: claim3.Outcome) -> bool:
     return all(np.all(np.nan_to_num(claim3.speedup(o, t)[0]) >= 5) for t in o.setup.bases)
 
@@ -525,6 +539,24 @@ def test_claim4_measures_on_novel_pairs_where_they_are_logged():
     assert claim4.jump(axes_run(plateau))["t10"] == 60  # what test_acc alone would say
     v = claim4.verdict([with_novel])
     assert v.status == REPRODUCED and "test_acc_novel" in v.criterion + " ".join(v.evidence)
+
+
+def test_claim4_milestones_per_seed_on_all_and_novel_pairs():
+    plateau = np.maximum(ramp(3000, 5000), np.where(STEPS4 >= 60, 0.3, 0.0))
+    stalled = np.minimum(ramp(3000, 5000), 0.6)
+    table = claim4.milestones(
+        [axes_run(plateau, 0, novel=ramp(3000, 5000)), axes_run(plateau, 1, novel=stalled)]
+    )
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()]
+    rows = {row[0]: row[1:] for row in cells}
+    assert rows["milestone"] == ["seed 0", "seed 1"]
+    # Memorized mirrors put all-pairs 10% at step 60; the novel pairs say 3000.
+    assert rows["test, all pairs ≥ 10%"] == ["60", "60"]
+    assert rows["test, novel ≥ 10%"] == ["3000", "3000"]
+    assert rows["test, novel ≥ 90%"] == ["5000", "never"]
+    assert len(rows) == 2 + len(claim4.MILESTONES)
+    # Runs stored before the novel curve was logged: its rows are left out, not shown as never.
+    assert "novel" not in claim4.milestones([axes_run(plateau)])
 
 
 def test_claim4_is_not_tested_when_a_seed_never_groks():
