@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from omnigrok import train
-from omnigrok.chapters import claim1, claim3, rivals
+from omnigrok.chapters import claim1, claim3, rival_methods, rivals
 from omnigrok.config import RunConfig, run_key
 from omnigrok.models import NandaTransformer, PlainMLP, TransformerSpec, init_params
 from omnigrok.norms import scale_
@@ -401,14 +401,14 @@ def test_each_method_changes_one_thing_of_claim_3s_run():
     assert len(set(s.configs())) == sum(len(rivals.METHODS[t]) for t in rivals.TASKS) * len(s.seeds)
     assert len({c.shape() for c in s.configs()}) == 2  # one stack per task
     # Grokfast's published MNIST run is its filter and its decay, each also run alone.
-    run = s.method_configs("mnist", rivals.GROKFAST_STRONG)[0]
+    run = s.method_configs("mnist", rival_methods.GROKFAST_STRONG)[0]
     assert (run.grad_filter, run.filter_alpha, run.filter_lamb, run.weight_decay) == (
         "ema",
         0.8,
         0.1,
         2.0,
     )
-    assert s.method_configs("mnist", rivals.STRONG_DECAY)[0].weight_decay == 2.0
+    assert s.method_configs("mnist", rival_methods.STRONG_DECAY)[0].weight_decay == 2.0
 
 
 def test_mnist_waits_for_claim_1s_w_c_as_claim_3_does():

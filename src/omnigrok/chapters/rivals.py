@@ -9,21 +9,7 @@ scale, not the norm, might do the work. Each lever is a run-config field (``omni
 every method is one task's run of claim 3 (its unconstrained run: Nanda et al.'s settings on
 modular addition, the α = 8 run of claim 2 on MNIST) with one change:
 
-* ``weight decay``: the grokking baseline (γ of the profile), claim 3's unconstrained run;
-* ``no lever (γ = 0)``: what the levers without weight decay are measured against;
-* ``norm held at w_c``: γ = 0, projected to claim 3's w_c (claim 3's held run);
-* ``Grokfast-EMA + weight decay``: the baseline with the EMA filter at the task's published
-  setting (modular addition: α 0.98, λ 2, ``gradfilter_ema``'s defaults; MNIST: α 0.8, λ 0.1,
-  their ``main_mnist.py`` command);
-* modular addition only (cross-entropy): ``StableMax``, ``⊥Grad``, ``⊥Grad + StableMax``, at
-  γ = 0 as Prieto et al. run them;
-* MNIST only (MSE, no softmax to collapse: StableMax does not apply): ``⊥Grad`` at γ = 0, and
-  Grokfast's published MNIST run taken apart: it pairs the filter with γ = 2, 200x the
-  paper's 0.01, so ``Grokfast's γ alone`` and ``Grokfast-EMA + Grokfast's γ`` (their run);
-* ``logit scale held`` (modular addition) / ``output scale held`` (MNIST), at γ = 0 and with
-  weight decay: each example's outputs rescaled to a fixed root-mean-square, so their scale
-  cannot move while the norm does (free, or pulled down by the decay). The reverse, the norm
-  held while the outputs' scale moves freely, is ``norm held at w_c``.
+The methods and what each changes: ``chapters/rival_methods.py``.
 
 Per task, method and seed: the step test accuracy reaches claim 3's threshold for the task
 (held by ``omnigrok.report.metrics``' rule), its delay (that step over the train step at the same
@@ -46,8 +32,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from omnigrok import profiles
-from omnigrok.chapters import base, claim1, claim2, claim3
+from omnigrok.chapters import base, claim1, claim2, claim3, rival_methods
 from omnigrok.chapters.base import Chapter, fetch
+from omnigrok.chapters.rival_methods import (
+    BASELINE,
+    HELD,
+    KEYS,
+    METHODS,
+)
 from omnigrok.checks import check_float
 from omnigrok.config import RunConfig
 from omnigrok.report.metrics import HOLD_RULE, PERSIST, first_step_reaching, grokking_delay, spread
@@ -60,36 +52,6 @@ TASK_LABELS = claim3.TASK_LABELS
 THRESHOLD = claim3.THRESHOLD  # claim 3's test accuracy per task
 DELAY_REMOVED = claim3.DELAY_REMOVED  # test step / train step at most this: no delay
 LATE = claim2.LATE  # the baseline's delay must be at least this: a delay to remove
-BASELINE = "weight decay"
-NO_LEVER = "no lever (γ = 0)"
-HELD = "norm held at w_c"
-GROKFAST = "Grokfast-EMA + weight decay"
-STRONG_DECAY = "Grokfast's γ alone"
-GROKFAST_STRONG = "Grokfast-EMA + Grokfast's γ"
-METHODS = {
-    "modadd": (
-        BASELINE,
-        NO_LEVER,
-        HELD,
-        GROKFAST,
-        "StableMax",
-        "⊥Grad",
-        "⊥Grad + StableMax",
-        "logit scale held",
-        "logit scale held + weight decay",
-    ),
-    "mnist": (
-        BASELINE,
-        NO_LEVER,
-        HELD,
-        GROKFAST,
-        STRONG_DECAY,
-        GROKFAST_STRONG,
-        "⊥Grad",
-        "output scale held",
-        "output scale held + weight decay",
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -124,37 +86,7 @@ class Setup(base.Setup):
 
     def changes(self, task: str, method: str) -> dict:
         """What ``method`` changes in the task's base run (``HELD``: claim 3's regime)."""
-        table = profiles.RIVALS[self.profile]
-        prefix = "" if task == "modadd" else f"{task}_"
-        off = dict(weight_decay=0.0)
-        filtered = dict(
-            grad_filter="ema",
-            filter_alpha=table[f"{prefix}filter_alpha"],
-            filter_lamb=table[f"{prefix}filter_lamb"],
-        )
-        scale = self.logit_scale if task == "modadd" else table[f"{task}_output_scale"]
-        held_outputs = dict(logit_scale=scale)
-        common = {
-            BASELINE: {},
-            NO_LEVER: off,
-            GROKFAST: filtered,
-            "⊥Grad": dict(off, perp_grad=True),
-        }
-        own = {
-            "modadd": {
-                "StableMax": dict(off, softmax="stablemax"),
-                "⊥Grad + StableMax": dict(off, perp_grad=True, softmax="stablemax"),
-                "logit scale held": dict(off, **held_outputs),
-                "logit scale held + weight decay": held_outputs,
-            },
-            "mnist": {
-                STRONG_DECAY: dict(weight_decay=table["mnist_strong_decay"]),
-                GROKFAST_STRONG: dict(filtered, weight_decay=table["mnist_strong_decay"]),
-                "output scale held": dict(off, **held_outputs),
-                "output scale held + weight decay": held_outputs,
-            },
-        }[task]
-        return {**common, **own}[method]
+        return rival_methods.changes(self.profile, self.logit_scale, task, method)
 
     def method_configs(self, task: str, method: str) -> list[RunConfig]:
         """The runs of one method on one task, in seed order."""
@@ -277,24 +209,6 @@ def speedup(o: Outcome, task: str, method: str) -> np.ndarray:
     free = np.where(np.isfinite(free), free, o.setup.base(task).steps)
     mine = o.steps(task, method)
     return np.where(np.isfinite(mine), free / np.maximum(mine, 1), np.nan)
-
-
-# Each method's name in ``numbers`` (the notebook's glue keys: ``<task>_<key>_steps`` ...).
-KEYS = {
-    BASELINE: "weight_decay",
-    NO_LEVER: "no_lever",
-    HELD: "held",
-    GROKFAST: "grokfast",
-    STRONG_DECAY: "strong_decay",
-    GROKFAST_STRONG: "grokfast_strong",
-    "StableMax": "stablemax",
-    "⊥Grad": "perp_grad",
-    "⊥Grad + StableMax": "perp_grad_stablemax",
-    "logit scale held": "logit_held",
-    "logit scale held + weight decay": "logit_held_wd",
-    "output scale held": "output_held",
-    "output scale held + weight decay": "output_held_wd",
-}
 
 
 def numbers(o: Outcome) -> dict[str, str]:
