@@ -5,7 +5,8 @@ in ``measure.py`` beside this script; this prints them).
 
 ``--quick`` runs every benchmark at tiny sizes in seconds: a smoke test, its numbers are noise.
 ``benchmarks/results.json`` is what the book's Performance page reads
-(``omnigrok.report.speed.load``): measure on a quiet machine, then commit it.
+(``omnigrok.report.speed.load``): measure on a quiet machine, then commit it. ``--json`` keeps
+the keys other scripts file there (``ray``, ``book``, ``transformer_stack``) and replaces its own.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     profiles = ", ".join(f"{k} {v:.1%}" for k, v in share["profiles"].items())
     print(f"\nEvaluation share projected for claim 2's profiles: {profiles}")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
+        stored = json.loads(args.json.read_text()) if args.json.exists() else {}
+        args.json.write_text(json.dumps({**stored, **results}, indent=1))
     return 0
 
 

@@ -12,6 +12,7 @@ divergence checks) and nothing else.
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import time
@@ -26,6 +27,11 @@ from omnigrok.config import RunConfig
 from omnigrok.store import log_schedule
 from omnigrok.task import TORCH_DTYPES, TaskData
 from omnigrok.train import train_ensemble
+
+try:
+    import resource  # POSIX only: page faults and CPU time of the timed steps
+except ImportError:
+    resource = None
 
 
 def as_dtype(dtype: torch.dtype | str) -> torch.dtype:
@@ -77,6 +83,15 @@ def throughput(timed: dict[str, Any], k: int, flops_per_run_step: float | None) 
     return out
 
 
+def usage() -> tuple[float, float, float]:
+    """This process's minor page faults, user and system CPU seconds so far (every thread);
+    NaN where the platform does not say."""
+    if resource is None:
+        return math.nan, math.nan, math.nan
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return float(r.ru_minflt), r.ru_utime, r.ru_stime
+
+
 def time_trainer(
     configs: Sequence[RunConfig],
     data: TaskData,
@@ -90,7 +105,9 @@ def time_trainer(
     With ``n_log=2`` the trainer evaluates at step 0, at min(steps, 30) and at the end; each
     step's duration comes from the ``on_step`` hook and steps that evaluated are left out, as
     are the first ``warmup``. (``timing["train_seconds"]`` is returned too, for reference; it
-    is the whole loop minus evaluation.)
+    is the whole loop minus evaluation.) The medians over the same steps of their minor page
+    faults and user and system CPU seconds (``usage``) come with it: a step that maps fresh
+    memory pays for it in faults and system time.
     """
     warmup = max(warmup, 1)  # the hook's first call has no predecessor to time against
     n_timed = steps * repeats
@@ -98,16 +115,24 @@ def time_trainer(
     configs = [c.replace(steps=total, n_log=2) for c in configs]
     logged = set(log_schedule(total, 2).tolist())
     stamps: dict[int, float] = {}
+    used: dict[int, tuple[float, float, float]] = {}
 
     def on_step(step: int) -> None:
         sync(dev)
         stamps[step] = time.perf_counter()
+        used[step] = usage()
 
     results = train_ensemble(configs, device=dev, progress=False, data=data, on_step=on_step)
-    durations = [
-        stamps[s] - stamps[s - 1] for s in range(warmup + 1, total + 1) if s not in logged
-    ][:n_timed]
-    return {**summary(durations, repeats), "timing": dict(results[0].timing)}
+    timed = [s for s in range(warmup + 1, total + 1) if s not in logged][:n_timed]
+    per_step = {
+        name: float(np.median([used[s][i] - used[s - 1][i] for s in timed]))
+        for i, name in enumerate(("minor_faults", "user_seconds", "system_seconds"))
+    }
+    return {
+        **summary([stamps[s] - stamps[s - 1] for s in timed], repeats),
+        **{f"{name}_per_step": value for name, value in per_step.items()},
+        "timing": dict(results[0].timing),
+    }
 
 
 def gemm_gflops(

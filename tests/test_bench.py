@@ -2,6 +2,7 @@
 functions return sane numbers at tiny sizes (the full benchmark is benchmarks/run.py), and the
 package's report of a stored measurement (omnigrok.report.speed) judges and tabulates it."""
 
+import json
 import math
 
 import measure  # benchmarks/measure.py: conftest puts benchmarks/ on the path
@@ -9,7 +10,9 @@ import pytest
 import timing  # benchmarks/timing.py
 import torch
 import torch.nn.functional as F
+import transformer_stack  # benchmarks/transformer_stack.py
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from omnigrok.config import TaskSpec
 from omnigrok.models import NandaTransformer, PlainMLP, forward, init_params, transformer_forward
@@ -116,6 +119,50 @@ def test_transformer_step_is_timed_and_equal():
     _check_timing(result["plain"], 1)
     _check_timing(result["stacked"], 1)
     assert result["speedup"] > 0 and "trainer" not in result
+
+
+def test_transformer_flop_count_is_what_autograd_multiplies():
+    """The stack benchmark's FLOPs per run-step are the matrix products torch really runs in
+    a forward and backward of K runs (FlopCounterMode counts every bmm and baddbmm)."""
+    cfg = transformer_stack.paper_config()
+    data = make_task(cfg.task)
+    params = init_params(cfg.model, [0, 1])
+    for p in params.values():
+        p.requires_grad_(True)
+    with FlopCounterMode(display=False) as counter:
+        out = transformer_forward(params, data.x_train[:64])
+        loss_per_run(out, data.y_train[:64], "ce", cfg.task.p).sum().backward()
+    assert counter.get_total_flops() == 2 * transformer_stack.flops_per_run_step(cfg.model, 64)
+    # The paper's step: ~7.0 GFLOP per run (3x the forward would say 7.4: the one-hot
+    # embedding has no input gradient).
+    assert transformer_stack.flops_per_run_step(cfg.model, 3830) == pytest.approx(7.03e9, rel=1e-3)
+
+
+def test_transformer_stack_benchmark_runs_at_tiny_sizes(tmp_path):
+    """The script end to end, one thread count in its subprocess: stacks, the control, the
+    profile, and its key filed beside the others in --json."""
+    out = tmp_path / "results.json"
+    out.write_text('{"machine": "kept"}')
+    args = ["--ks", "1", "2", "--threads", "1", "--steps", "1", "--warmup", "1", "--profile"]
+    assert transformer_stack.main([*args, "--malloc", "keep", "--json", str(out)]) == 0
+    stored = json.loads(out.read_text())
+    assert stored["machine"] == "kept"
+    result = stored["transformer_stack"]
+    (one,) = result["measurements"]
+    assert one["torch_threads"] == 1 and one["limit"]["shape"] == [3830, 128, 512]
+    assert one["malloc"] == "keep" and one["malloc_environment"]["MALLOC_MMAP_MAX_"] == "0"
+    assert set(one["stacks"]) == {"1", "2"} and set(one["controls"]) == {"2"}
+    _check_timing(one["stacks"]["2"], 1)
+    assert one["stacks"]["2"]["flops_per_step"] == 2 * result["flops_per_run_step"]
+    assert one["controls"]["2"]["k"] == 1  # one run on the doubled training set
+    assert one["stacks"]["2"]["fraction_of_limit"] > 0
+    assert one["stacks"]["2"]["minor_faults_per_step"] >= 0
+    assert any("bmm" in op for op in one["profile"]["2"])
+    rows = transformer_stack.rows(result)
+    kinds = [(r["K"], r["runs"]) for r in rows]
+    assert kinds == [(1, "stack"), (2, "stack"), (2, "1 run, batch x K")]
+    assert rows[0]["vs K=1"] == 1.0
+    assert transformer_stack.profile_rows(result)[-1]["op (ms per run-step)"] == "all ops"
 
 
 def test_eval_share_measures_and_projects():
