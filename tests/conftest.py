@@ -2,21 +2,28 @@
 
 Points ``OMNIGROK_DATA`` at the read-only MNIST folder shared next to the repository (when it
 exists) before any test runs, so the real loader is exercised with no network and never
-touches the user's cache.
+touches the user's cache. Puts ``benchmarks/`` on the import path, as running a script there
+does, so tests import its measurement modules (``import measure``) the way its scripts do.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_MNIST = REPO_ROOT.parent / "shared" / "data" / "mnist"
+BENCHMARKS = REPO_ROOT / "benchmarks"
 
 if SHARED_MNIST.is_dir():
     os.environ["OMNIGROK_DATA"] = str(SHARED_MNIST)
+
+# Appended, not prepended: a script module there never shadows an installed package.
+if str(BENCHMARKS) not in sys.path:
+    sys.path.append(str(BENCHMARKS))
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -1,18 +1,24 @@
-"""The benchmarks: fast paths compute what the simple paths compute, and the measurement
-functions return sane numbers at tiny sizes (the full benchmark is benchmarks/run.py)."""
+"""The benchmarks: fast paths compute what the simple paths compute, the measurement
+functions return sane numbers at tiny sizes (the full benchmark is benchmarks/run.py), and the
+package's report of a stored measurement (omnigrok.report.speed) judges and tabulates it."""
 
+import json
 import math
 
+import measure  # benchmarks/measure.py: conftest puts benchmarks/ on the path
 import pytest
+import timing  # benchmarks/timing.py
 import torch
 import torch.nn.functional as F
+import transformer_stack  # benchmarks/transformer_stack.py
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
-from omnigrok import bench, bench_ray
 from omnigrok.config import TaskSpec
 from omnigrok.models import NandaTransformer, PlainMLP, forward, init_params, transformer_forward
 from omnigrok.models.mlp import train_flops
 from omnigrok.norms import scale_
+from omnigrok.report import speed
 from omnigrok.store import log_schedule
 from omnigrok.task import make_task
 from omnigrok.tasks import mnist_run, modadd_run
@@ -26,7 +32,7 @@ def test_stacked_transformer_equals_nanda_logits_and_gradients_float32():
     tokens, labels = data.x_train[:256], data.y_train[:256]
     params = init_params(cfg.model, [3], dtype=torch.float32)
     model = NandaTransformer(cfg.model).load_run(params, 0)
-    assert bench.transformer_logit_diff(params, model, tokens) <= 1e-5
+    assert measure.transformer_logit_diff(params, model, tokens) <= 1e-5
 
     for p in params.values():
         p.requires_grad_(True)
@@ -55,7 +61,7 @@ def test_plain_mnist_step_equals_trainer_step():
 
     assert result["train_loss"][0] == pytest.approx(train_mse(), rel=1e-12)
     x, target = data.x_train[idx], F.one_hot(data.y_train[idx], 10).double()
-    step_loss = bench.plain_train_step(model, optimizer, nn.MSELoss(), x, target)
+    step_loss = measure.plain_train_step(model, optimizer, nn.MSELoss(), x, target)
     stacked_loss = loss_per_run(forward(cfg.model, params, x), data.y_train[idx], "mse", 10)
     assert step_loss.item() == pytest.approx(stacked_loss.item(), rel=1e-12)
     assert result["train_loss"][1] == pytest.approx(train_mse(), rel=1e-9)
@@ -71,10 +77,10 @@ def test_mlp_train_flops_counts_the_paper_mlp():
 
 def test_n_log_for_density_matches_the_paper_schedule():
     paper_points = len(log_schedule(100_000, 250))
-    assert bench.n_log_for_density(100_000) == 250
-    short = bench.n_log_for_density(2000)
+    assert measure.n_log_for_density(100_000) == 250
+    short = measure.n_log_for_density(2000)
     assert len(log_schedule(2000, short)) >= paper_points * 2000 / 100_000
-    assert bench.n_log_for_density(50) == 2  # the fewest a schedule can have
+    assert measure.n_log_for_density(50) == 2  # the fewest a schedule can have
 
 
 def _check_timing(result: dict, timed_steps: int) -> None:
@@ -84,39 +90,83 @@ def _check_timing(result: dict, timed_steps: int) -> None:
 
 
 def test_measurements_return_sane_structures_at_tiny_sizes():
-    limit = bench.matmul_limit(64, "float32", repeats=2)
+    limit = timing.matmul_limit(64, "float32", repeats=2)
     assert limit["n"] == 64 and limit["gflops"] > 0 and limit["dtype"] == "float32"
 
-    plain = bench.plain_mnist_loop("float32", steps=2, repeats=2, warmup=1)
+    plain = measure.plain_mnist_loop("float32", steps=2, repeats=2, warmup=1)
     _check_timing(plain, 4)
     assert plain["k"] == 1 and plain["gflops"] > 0
 
-    trainer = bench.trainer_mnist(3, steps=1, repeats=2, warmup=1, limit_gflops=limit["gflops"])
+    trainer = measure.trainer_mnist(3, steps=1, repeats=2, warmup=1, limit_gflops=limit["gflops"])
     _check_timing(trainer, 2)
     assert trainer["k"] == 3 and trainer["flops_per_step"] == 3 * plain["flops_per_step"]
     assert trainer["fraction_of_limit_exact"] < trainer["fraction_of_limit"]
     assert set(trainer["timing"]) == {"train_seconds", "eval_seconds"}
 
-    _check_timing(bench.plain_teacher_student_loop(steps=2, repeats=2, warmup=1), 4)
-    _check_timing(bench.trainer_teacher_student(4, steps=2, repeats=2, warmup=1), 4)
-    graphnet = bench.graphnet_trainer(steps=2, repeats=2, warmup=1)
+    _check_timing(measure.plain_teacher_student_loop(steps=2, repeats=2, warmup=1), 4)
+    _check_timing(measure.trainer_teacher_student(4, steps=2, repeats=2, warmup=1), 4)
+    graphnet = measure.graphnet_trainer(steps=2, repeats=2, warmup=1)
     _check_timing(graphnet, 4)  # steps x repeats
     assert graphnet["k"] == 9 and graphnet["run_steps_per_second"] > 0
 
-    info = bench.machine()
+    info = timing.machine()
     assert info["device"] == "cpu" and info["torch"] == torch.__version__ and info["cores"] >= 1
 
 
 def test_transformer_step_is_timed_and_equal():
-    result = bench.transformer_step(steps=1, repeats=1, warmup=0, with_trainer=False)
+    result = measure.transformer_step(steps=1, repeats=1, warmup=0, with_trainer=False)
     assert result["max_abs_logit_diff"] <= 1e-5 and result["n_train"] == 3830
     _check_timing(result["plain"], 1)
     _check_timing(result["stacked"], 1)
     assert result["speedup"] > 0 and "trainer" not in result
 
 
+def test_transformer_flop_count_is_what_autograd_multiplies():
+    """The stack benchmark's FLOPs per run-step are the matrix products torch really runs in
+    a forward and backward of K runs (FlopCounterMode counts every bmm and baddbmm)."""
+    cfg = transformer_stack.paper_config()
+    data = make_task(cfg.task)
+    params = init_params(cfg.model, [0, 1])
+    for p in params.values():
+        p.requires_grad_(True)
+    with FlopCounterMode(display=False) as counter:
+        out = transformer_forward(params, data.x_train[:64])
+        loss_per_run(out, data.y_train[:64], "ce", cfg.task.p).sum().backward()
+    assert counter.get_total_flops() == 2 * transformer_stack.flops_per_run_step(cfg.model, 64)
+    # The paper's step: ~7.0 GFLOP per run (3x the forward would say 7.4: the one-hot
+    # embedding has no input gradient).
+    assert transformer_stack.flops_per_run_step(cfg.model, 3830) == pytest.approx(7.03e9, rel=1e-3)
+
+
+def test_transformer_stack_benchmark_runs_at_tiny_sizes(tmp_path):
+    """The script end to end, one thread count in its subprocess: stacks, the control, the
+    profile, and its key filed beside the others in --json."""
+    out = tmp_path / "results.json"
+    out.write_text('{"machine": "kept"}')
+    args = ["--ks", "1", "2", "--threads", "1", "--steps", "1", "--warmup", "1", "--profile"]
+    assert transformer_stack.main([*args, "--malloc", "keep", "--json", str(out)]) == 0
+    stored = json.loads(out.read_text())
+    assert stored["machine"] == "kept"
+    result = stored["transformer_stack"]
+    (one,) = result["measurements"]
+    assert one["torch_threads"] == 1 and one["limit"]["shape"] == [3830, 128, 512]
+    assert one["malloc"] == "keep" and one["malloc_environment"]["MALLOC_MMAP_MAX_"] == "0"
+    assert set(one["stacks"]) == {"1", "2"} and set(one["controls"]) == {"2"}
+    _check_timing(one["stacks"]["2"], 1)
+    assert one["stacks"]["2"]["flops_per_step"] == 2 * result["flops_per_run_step"]
+    assert one["controls"]["2"]["k"] == 1  # one run on the doubled training set
+    assert one["stacks"]["2"]["fraction_of_limit"] > 0
+    assert one["stacks"]["2"]["minor_faults_per_step"] >= 0
+    assert any("bmm" in op for op in one["profile"]["2"])
+    rows = transformer_stack.rows(result)
+    kinds = [(r["K"], r["runs"]) for r in rows]
+    assert kinds == [(1, "stack"), (2, "stack"), (2, "1 run, batch x K")]
+    assert rows[0]["vs K=1"] == 1.0
+    assert transformer_stack.profile_rows(result)[-1]["op (ms per run-step)"] == "all ops"
+
+
 def test_eval_share_measures_and_projects():
-    result = bench.eval_share(k=2, steps=40)
+    result = measure.eval_share(k=2, steps=40)
     assert result["log_points"] == 3  # 0, 30 and 40
     assert 0 < result["share"] < 1 and 0 < result["paper_projected"] < result["share"]
     assert set(result["profiles"]) == {"smoke", "quick", "paper"}
@@ -151,8 +201,8 @@ def _fake_results(trainer_speed: float, share: float) -> dict:
 
 
 def test_ratios_compare_with_the_targets():
-    checks = {r["name"]: r for r in bench.ratios(_fake_results(trainer_speed=50.0, share=0.12))}
-    assert set(checks) == set(bench.TARGETS)
+    checks = {r["name"]: r for r in speed.ratios(_fake_results(trainer_speed=50.0, share=0.12))}
+    assert set(checks) == set(speed.TARGETS)
     assert checks["mnist_k20_fraction_of_matmul_limit"]["passed"]
     assert checks["mnist_k20_per_run_vs_plain_float64"]["value"] == pytest.approx(5.0)
     assert checks["mnist_k20_per_run_vs_plain_float32"]["value"] == pytest.approx(2.5)
@@ -163,15 +213,15 @@ def test_ratios_compare_with_the_targets():
     assert not checks["eval_share_measured"]["passed"]
     assert checks["eval_share_paper_projected"]["passed"]
     assert checks["eval_share_measured"]["target"] == "< 0.1"
-    nan = bench.ratios(_fake_results(trainer_speed=math.nan, share=0.01))
+    nan = speed.ratios(_fake_results(trainer_speed=math.nan, share=0.01))
     assert not next(r for r in nan if r["name"].endswith("float64"))["passed"]
 
 
 def test_ceilings_bound_the_speedups_by_the_gemm_flops():
     """The ceiling is the plain step over the exact GEMM FLOPs at the limit: teacher-student's
     plain loop (100 steps/s) does 6.5 MFLOP per step; at 100 GFLOP/s those take 65 µs."""
-    assert bench.gemm_ceiling(0.01, 1e9, 100.0) == pytest.approx(1.0)
-    rows = {r["speedup"].split()[0]: r for r in bench.ceilings(_fake_results(50.0, 0.05))}
+    assert speed.gemm_ceiling(0.01, 1e9, 100.0) == pytest.approx(1.0)
+    rows = {r["speedup"].split()[0]: r for r in speed.ceilings(_fake_results(50.0, 0.05))}
     flops = train_flops((5, 100, 100, 5), 100, exact=True)
     assert flops == 6 * 100 * 11_000 - 2 * 100 * 500
     ts = rows["teacher-student"]
@@ -184,15 +234,27 @@ def test_ceilings_bound_the_speedups_by_the_gemm_flops():
 def test_the_performance_page_reads_a_stored_full_measurement(tmp_path):
     """The committed measurement is a full one the page can read, with its machine and date;
     a file that is not one is a clear error naming the command that writes it."""
-    results = bench.load()
+    results = speed.load()
     assert results["quick"] is False and results["measured"] and results["machine"]["cpu"]
-    assert bench.markdown_table(bench.rows(results))
+    assert speed.markdown_table(speed.rows(results))
     bad = tmp_path / "results.json"
     bad.write_text('{"machine": {}}')
     with pytest.raises(ValueError, match="lack matmul, quick, ratios, trainer_mnist"):
-        bench.load(bad)
+        speed.load(bad)
     with pytest.raises(ValueError, match="benchmarks/run.py --json"):
-        bench.load(tmp_path / "absent.json")
+        speed.load(tmp_path / "absent.json")
+
+
+def test_an_installed_package_says_the_performance_page_needs_a_clone(tmp_path, monkeypatch):
+    """Installed, the package has no benchmarks/ beside it: the page's default read names the
+    clone it needs rather than failing on a path the reader never chose."""
+    installed = tmp_path / "lib" / "benchmarks" / "results.json"
+    monkeypatch.setattr(speed, "STORED", installed)
+    with pytest.raises(FileNotFoundError, match="from a clone of https://github.com/"):
+        speed.load()
+    installed.parent.mkdir(parents=True)  # a clone that lacks the file: how to write it
+    with pytest.raises(ValueError, match="benchmarks/run.py --json"):
+        speed.load()
 
 
 def test_the_performance_page_shows_the_stored_ray_scaling():
@@ -206,6 +268,6 @@ def test_the_performance_page_shows_the_stored_ray_scaling():
         "overhead_per_task_s": 0.025,
         "empty_task_s": 0.0035,
     }
-    table = bench.markdown_table(bench_ray.rows(result))
+    table = speed.markdown_table(speed.ray_rows(result))
     for shown in ("9.5 s", "9.6 s", "4.8 s", "2.00x", "(4 tasks) | 0.025 s", "0.0035 s"):
         assert shown in table

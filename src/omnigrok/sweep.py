@@ -70,7 +70,10 @@ def grid(base: RunConfig, **axes: Iterable[Any]) -> list[RunConfig]:
 # load). So on a CPU it trains one run at a time. The MLPs gain from stacking (MNIST K = 20:
 # 3.3x per run), and on a GPU stacking is what makes every family fast: no limit there. Curves
 # do not depend on it beyond float rounding (a stacked run equals its solo run in float64,
-# tests/test_train.py), and keys not at all.
+# tests/test_train.py), and keys not at all. benchmarks/transformer_stack.py measures it again,
+# with page faults that point at the cause: glibc maps each activation above 32 MiB afresh every
+# step (40-60 MB at K = 5: ~15,000 faults per run-step, none at K = 1), and one run on a 5-fold
+# batch pays the same.
 CPU_STACK = {"transformer": 1}
 
 

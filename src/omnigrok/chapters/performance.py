@@ -1,9 +1,9 @@
 """How much training a profile's book asks for, and what that costs on a measured machine.
 
 The performance page multiplies these counts by the trainer's measured throughput (from
-``omnigrok.bench``'s JSON) to state the CPU time of each profile (the ``paper`` profile is too
-long to build on a laptop CPU, so its time is a projection from measured step costs, labelled
-as such).
+``benchmarks/results.json``, read by ``omnigrok.report.speed``) to state the CPU time of each
+profile (the ``paper`` profile is too long to build on a laptop CPU, so its time is a
+projection from measured step costs, labelled as such).
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from omnigrok import profiles
-from omnigrok.bench import largest_k
 from omnigrok.chapters import CHAPTERS
 from omnigrok.config import RunConfig
 from omnigrok.models import MLPSpec
 from omnigrok.models.mlp import train_flops
+from omnigrok.report.speed import largest_k
 from omnigrok.tasks import mnist_run, teacher_student_run
 
 
