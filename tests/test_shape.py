@@ -3,8 +3,8 @@
 * A task is one module that registers a ``Task``; a model family is one module defining a
   ``Family``. ``TOY_TASK`` below is such a file, written out and imported as a reader would add
   one: nothing else in the package changes, and it trains, stores, reloads and tabulates.
-* The modules import each other without a cycle, type-only imports included, and no module
-  hides one behind an import inside a function.
+* No module is over 450 lines. The modules import each other without a cycle, type-only
+  imports included, and no module hides one behind an import inside a function.
 * Every chapter's ``Setup`` trains nothing, and its ``run`` makes one ``run_sweep`` call.
 """
 
@@ -235,6 +235,18 @@ def test_no_import_cycle():
 def test_no_omnigrok_import_inside_a_function():
     _, nested = _import_graph()
     assert nested == {}
+
+
+MAX_MODULE_LINES = 450  # a module one reader holds in mind; data tables live in _data/
+
+
+def test_no_module_is_over_450_lines():
+    long = {
+        str(p.relative_to(PACKAGE)): n
+        for p in PACKAGE.rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert long == {}, f"split these modules (more than {MAX_MODULE_LINES} lines): {long}"
 
 
 def test_the_graph_walk_sees_what_is_imported():
