@@ -330,6 +330,41 @@ def test_killed_run_resumes_to_the_same_curves(tmp_path):
     assert math.isfinite(resumed["test_loss"][-1])
 
 
+def test_a_killed_producers_stack_is_taken_over_by_the_other_and_resumed(tmp_path):
+    """Two producers ask for one stack; the one training it is SIGKILLed after a checkpoint.
+    Its lock dies with it (an OS file lock), so the other takes the stack over (from the
+    checkpoint the killed one left, as ``test_killed_run_resumes_to_the_same_curves`` shows for
+    one process) and stores the same curves as a run never interrupted, and nothing is left
+    half-written."""
+    steps, seed = 4000, 12
+    cfg = teacher_student_run(steps=steps, n_log=40, dtype="float64", seed=seed)
+    store = ResultStore(tmp_path)
+    checkpoint = store.checkpoint_path([cfg])
+    first = _worker(tmp_path, steps, seed, 0.05)
+    deadline = time.time() + 120
+    while not checkpoint.exists():
+        assert first.poll() is None, "the first producer ended before its first checkpoint"
+        assert time.time() < deadline
+        time.sleep(0.01)
+    second = _worker(tmp_path, steps, seed, 60.0)  # blocks on the stack's lock
+    time.sleep(0.5)
+    assert second.poll() is None, "the second producer did not wait for the stack"
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert store.load(cfg) is None, "the run finished before the kill; make it longer"
+    killed_at = torch.load(checkpoint, weights_only=True)["step"]
+    assert 0 < killed_at < steps
+    out, err = second.communicate(timeout=300)
+    assert second.returncode == 0, err.decode()
+    assert out.decode().strip() == "done"
+    stored = store.load(cfg)
+    clean = train_ensemble([cfg], device="cpu", progress=False)[0]
+    for name in clean.metrics:
+        np.testing.assert_allclose(stored[name], clean[name], rtol=1e-10, atol=0, err_msg=name)
+    assert not checkpoint.exists()
+    assert not [p.name for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
+
+
 def test_papermill_values_of_seeds_are_accepted():
     """`-p seeds 3` (an int), `-p seeds "0-4"`, `-p seeds "[0, 2]"` as YAML gives a list."""
     assert claim1.Setup("smoke", seeds=3).seeds == (3,)
