@@ -35,7 +35,7 @@ from pathlib import Path
 from omnigrok import archive, profiles
 from omnigrok.chapters import CHAPTERS, dashboard
 from omnigrok.executors import EXECUTOR_ENV, EXECUTOR_HELP, resolve_executor
-from omnigrok.report.page import chapter_title
+from omnigrok.report.page import chapter_title, collapsed
 from omnigrok.store import default_root
 
 BOOK = Path(__file__).resolve().parent
@@ -148,16 +148,16 @@ def shown_line(name: str, profile: str, lacking: list[str]) -> str:
             f"**Shown here: the paper's settings, {n} seeds**, read from the verified paper "
             "archive (`archive/paper`)."
         )
-    text = (
-        f"**Shown here: the CPU miniature (`{profile}`)**, not the paper's settings: "
-        f"{profiles.departures(name, profile)}."
-    )
+    # The departures are folded under one line, so that the page's result stays on its first
+    # screen; the title's "· <profile>" and this line say what the page is.
+    departures = f"{profiles.departures(name, profile)}."
     if lacking:
-        text += (
+        departures += (
             " The paper's runs for this chapter are not stored yet "
             f"(`{archive.producer_command('paper', lacking)}` produces them)."
         )
-    return text
+    shown = f"<strong>Shown here: the CPU miniature (<code>{profile}</code>)</strong>"
+    return collapsed(f"{shown}, not the paper's settings: where it departs from them", departures)
 
 
 def label_page(notebook: Path, name: str, profile: str, lacking: list[str]) -> None:

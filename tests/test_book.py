@@ -15,12 +15,14 @@ import re
 import shutil
 import subprocess
 import sys
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("papermill", reason="the book needs the [book] extras")
+yaml = pytest.importorskip("yaml", reason="the book needs the [book] extras")
 
 REPO = Path(__file__).resolve().parents[1]
 BOOK = REPO / "book"
@@ -221,6 +223,74 @@ def test_mathjax_typesets_intro(html: Path, chromium: str, tmp_path: Path) -> No
     """MathJax runs in the browser: the rendered intro page contains typeset math."""
     dom = run_chromium(chromium, html / "intro.html", tmp_path / "profile", "--dump-dom").stdout
     assert "mjx-container" in dom, "MathJax did not typeset the intro page"
+
+
+# Every page of the toc, as its HTML path under the site: intro, _nb/<chapter>, running.
+PAGES = list(book_build.toc_entries(yaml.safe_load((BOOK / "_toc.yml").read_text())))
+# A chapter leads with its result: in a 1280 x 900 window its first figure starts this near the
+# top (before this was tested, claim 1's started 4,250 px down, below its settings tables).
+FIRST_FIGURE_PX = 1000
+# Run in the page once it has loaded and MathJax has typeset (heights change with the math):
+# where the article's first PNG/SVG image starts, with every <details> closed as a reader first
+# sees the page; then, every <details> opened (a closed one lays out nothing), each table's
+# width against the article's content width. The result is written into the DOM, which
+# chromium's --dump-dom prints.
+LAYOUT_SCRIPT = """<script>
+window.addEventListener("load", async () => {
+  if (window.MathJax && MathJax.startup) { await MathJax.startup.promise; }
+  const article = document.querySelector("article.bd-article");
+  const style = getComputedStyle(article);
+  const column = article.clientWidth - parseFloat(style.paddingLeft)
+    - parseFloat(style.paddingRight);
+  const images = [...article.querySelectorAll("img")].filter(i => /\\.(png|svg)$/.test(i.src));
+  const first = images.length ? images[0].getBoundingClientRect().top + scrollY : null;
+  article.querySelectorAll("details").forEach(d => { d.open = true; });
+  const tables = [...article.querySelectorAll("table")].map(t => ({
+    width: t.getBoundingClientRect().width,
+    header: t.querySelector("th, td")?.textContent.trim().slice(0, 40) ?? "",
+  }));
+  const out = document.createElement("pre");
+  out.id = "omnigrok-layout";
+  out.textContent = JSON.stringify({column, first, tables});
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def page_layout(chromium: str, page: Path, tmp_path: Path) -> dict:
+    """``LAYOUT_SCRIPT``'s measurements of ``page`` in a 1280 x 900 window: a copy of the page
+    with the script added, in ``tmp_path``, its links resolved against the site (``<base>``)."""
+    source = page.read_text(encoding="utf-8")
+    base = f'<head><base href="{page.parent.as_uri()}/">'
+    assert "<head>" in source and "</body>" in source, f"{page}: not a whole HTML page"
+    copy = tmp_path / page.name
+    copy.write_text(
+        source.replace("<head>", base, 1).replace("</body>", LAYOUT_SCRIPT + "</body>", 1),
+        encoding="utf-8",
+    )
+    window = "--window-size=1280,900"
+    dom = run_chromium(chromium, copy, tmp_path / "profile", window, "--dump-dom").stdout
+    # The theme's scripts add attributes to every <pre> (tabindex).
+    found = re.search(r'<pre id="omnigrok-layout"[^>]*>(.*?)</pre>', dom, re.S)
+    assert found, f"{page}: the layout script did not run"
+    return json.loads(unescape(found[1]))
+
+
+@pytest.mark.parametrize("entry", PAGES)
+def test_page_fits_its_column_and_a_chapter_leads_with_its_figure(
+    html: Path, chromium: str, tmp_path: Path, entry: str
+) -> None:
+    """At 1280 px wide no table (folded ones opened) is wider than the content column, where
+    the theme would cut it off behind a scrollbar; a chapter's first figure starts within
+    ``FIRST_FIGURE_PX`` of the top, so its first screen shows its result, not its settings."""
+    layout = page_layout(chromium, html / f"{entry}.html", tmp_path)
+    column = layout["column"]
+    wide = [t for t in layout["tables"] if t["width"] > column + 1]  # +1: sub-pixel rounding
+    assert not wide, f"{entry}: tables wider than the {column:.0f} px column: {wide}"
+    if entry.startswith("_nb/"):
+        first = layout["first"]
+        assert first is not None, f"{entry}: no figure"
+        assert first <= FIRST_FIGURE_PX, f"{entry}: the first figure starts {first:.0f} px down"
 
 
 @pytest.fixture(scope="module")

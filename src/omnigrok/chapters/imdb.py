@@ -96,6 +96,7 @@ setup = Setup
 
 class Outcome(task_claims.Outcome):
     setup: Setup
+    metric = "test_acc"
 
     @property
     def target(self) -> float:
@@ -105,9 +106,6 @@ class Outcome(task_claims.Outcome):
 
     def memorized(self, regime: str) -> np.ndarray:
         return self.steps_to(regime, "train_acc", MEMORIZED)
-
-    def generalized(self, regime: str) -> np.ndarray:
-        return self.steps_to(regime, "test_acc", self.target)
 
     def edge(self) -> Edge:
         """The landscape's largest held norm whose test accuracy still reaches the target."""

@@ -91,3 +91,18 @@ def profile_costs(
                 }
             )
     return rows_out
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The speed targets (``report.speed.ratios``), one row each, with met or missed beside the
+    target instead of a column of its own: a target's name is one long word that cannot wrap,
+    and with five columns the table was wider than the book's column."""
+    return [
+        {
+            "target": r["name"],
+            "value": r["value"],
+            "required": f"{r['target']}: {'met' if r['passed'] else 'missed'}",
+            "note": r["note"],
+        }
+        for r in results["ratios"]
+    ]

@@ -88,6 +88,8 @@ def best_norm(land: claim1.Landscape) -> float:
 
 class Outcome(task_claims.Outcome):
     setup: Setup
+    metric = "test_loss"
+    lower = True
 
     @property
     def target(self) -> float:
@@ -97,9 +99,6 @@ class Outcome(task_claims.Outcome):
 
     def fitted(self, regime: str) -> np.ndarray:
         return self.steps_to(regime, "train_loss", FITTED, lower=True)
-
-    def generalized(self, regime: str) -> np.ndarray:
-        return self.steps_to(regime, "test_loss", self.target, lower=True)
 
     def edge(self) -> Edge:
         """The landscape's largest held norm whose seed-mean test loss still reaches the

@@ -10,6 +10,9 @@ Each such chapter runs, with seeds:
 A chapter module subclasses ``Setup`` (building ``run``, the profile's grokking run, in its
 ``__post_init__`` and handing it to ``derive``), says how it reads w_c off its landscape, and
 judges the regimes by its task's measure (accuracy for IMDb, loss for QM9).
+
+Their pages are one template: ``show_result`` (runs, glued figures and numbers, the verdict),
+``show_settings`` and ``show_every_run``, each given the chapter module.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -25,7 +29,10 @@ from omnigrok.chapters.base import fetch
 from omnigrok.checks import check_float
 from omnigrok.config import RunConfig
 from omnigrok.report.metrics import PERSIST, first_step_reaching, spread
+from omnigrok.report.page import glue, glue_all, prologue, seed_outcomes, show_markdown
+from omnigrok.report.paper import provenance
 from omnigrok.report.plots import PALETTE, log_scale_if_positive, plot_seeds, subplots, themed
+from omnigrok.report.verdict import Verdict
 from omnigrok.store import RunResult
 
 REGIMES = ("large init", "baseline", "held at w_c")
@@ -106,12 +113,25 @@ class Setup(base.Setup):
 @dataclass(frozen=True)
 class Outcome:
     """A task chapter's runs: its setup, the landscape and each regime's runs (seed order).
-    Chapter modules add what their measure means: ``target``, the fitting step, ``generalized``
-    and the zone's ``edge``."""
+    Chapter modules say which test curve generalizing is read on (``metric``; ``lower``: a loss,
+    better when lower) and add what their measure means: ``target``, the fitting step and the
+    zone's ``edge``."""
 
     setup: Setup
     landscape: claim1.Landscape
     results: dict  # regime -> list[RunResult], seed order
+
+    metric: ClassVar[str] = ""
+    lower: ClassVar[bool] = False
+
+    @property
+    def target(self) -> float:
+        """The test value (of ``metric``) that counts as generalized: the chapter's."""
+        raise NotImplementedError
+
+    def generalized(self, regime: str) -> np.ndarray:
+        """Each seed's step from which its ``metric`` stays at the ``target`` or better."""
+        return self.steps_to(regime, self.metric, self.target, lower=self.lower)
 
     def steps_to(
         self, regime: str, metric: str, threshold: float, lower: bool = False
@@ -278,3 +298,51 @@ def figure_curves(o, axis: str, model: str, measure: str, ylabel: str, target: s
         f"profile '{s.profile}', {len(s.seeds)} seeds (a line each), {axis} step axis"
     )
     return fig
+
+
+class TaskChapter(Protocol):
+    """What a task chapter module (``imdb``, ``qm9``) gives its page."""
+
+    def run(self, s: Any, progress: bool = True) -> Any: ...
+
+    def numbers(self, o: Any) -> dict[str, str]: ...
+
+    def verdict(self, o: Any) -> Verdict: ...
+
+    def figure_landscape(self, o: Any) -> Any: ...
+
+    def figure_curves(self, o: Any, axis: str = "log") -> Any: ...
+
+
+def show_result(chapter: TaskChapter, s: Setup, progress: bool = True) -> Outcome:
+    """A task chapter's page up to its prose: every run (the landscape first, for w_c), each
+    figure and number glued as ``<chapter>_<name>`` for the prose, and the verdict shown (its
+    status; the criterion and evidence folded)."""
+    o = chapter.run(s, progress=progress)
+    name = o.setup.chapter
+    glue(f"{name}_landscape", chapter.figure_landscape(o))
+    glue(f"{name}_curves_log", chapter.figure_curves(o, "log"))
+    glue(f"{name}_curves_linear", chapter.figure_curves(o, "linear"))
+    glue_all(name, chapter.numbers(o))
+    glue(f"{name}_alpha", f"{o.setup.init_scale:g}")
+    glue(f"{name}_gamma", f"{o.setup.weight_decay:g}")
+    show_markdown(chapter.verdict(o).markdown())
+    return o
+
+
+def show_settings(o: Outcome) -> None:
+    """The page's prologue (``page.prologue``): the landscape's runs and the regimes' runs,
+    a table each (w_c is known once the landscape has run)."""
+    s = o.setup
+    regimes = [c for regime in REGIMES for c in s.regime_configs(regime)]
+    prologue(
+        s, {"The landscape": s.landscape_configs(), "Large init, baseline and constraint": regimes}
+    )
+
+
+def show_every_run(o: Outcome) -> None:
+    """Each regime's runs, seed by seed, against the target (``page.seed_outcomes``), and where
+    they were computed."""
+    runs = [r for regime in REGIMES for r in o.results[regime]]
+    show_markdown(seed_outcomes(runs, o.metric, o.target, lower=o.lower))
+    show_markdown("**Where these runs come from.** " + provenance(runs))

@@ -1,8 +1,11 @@
-"""Helpers the notebooks share: the setup table, glue, the Colab link; the chapters' parameter
-tables in book/intro.md.
+"""Helpers the notebooks share: the prologue (Colab link, profile banner, settings), glue; the
+chapters' parameter tables in book/intro.md.
 
 Numbers reach the prose through ``glue`` (myst-nb), never by hand. Outside a Jupyter Book build
 (on Colab, say) ``glue`` shows the value instead, so every notebook runs anywhere.
+
+A page leads with its result (the claim, the verdict, the key numbers, the headline figure); its
+settings follow, folded (``prologue``, ``collapsed``).
 """
 
 from __future__ import annotations
@@ -10,10 +13,10 @@ from __future__ import annotations
 import ast
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -21,6 +24,8 @@ from omnigrok import REPOSITORY
 from omnigrok.config import RunConfig
 from omnigrok.models import describe
 from omnigrok.report.metrics import reaching
+from omnigrok.report.paper import CHAPTERS as COMPARED
+from omnigrok.report.paper import comparison
 from omnigrok.store import RunResult
 from omnigrok.task import get as get_task
 
@@ -97,12 +102,12 @@ PROFILE_BANNERS = {
     "paper": (
         "**Profile `paper`:** the paper's settings and five seeds, read from the verified "
         "archive of stored runs (`archive/paper`; `python -m omnigrok verify` recomputes a "
-        "sample). Where the paper's text and its official code differ, the table below shows "
-        "both and which this page used."
+        "sample). Where the paper's text and its official code differ, the settings below "
+        "show both and which this page used."
     ),
     "quick": (
         "**Profile `quick`:** a miniature of the paper's experiments that a 2-core CPU reruns "
-        "in minutes. It departs from the paper where the table below says; a page at the "
+        "in minutes. It departs from the paper where the settings below say; a page at the "
         "paper's own settings reads them from the paper archive."
     ),
     "archived": (
@@ -190,6 +195,66 @@ def colab_link(notebook: str) -> str:
     path = REPOSITORY.removeprefix("https://github.com/")
     url = f"https://colab.research.google.com/github/{path}/blob/main/notebooks/{notebook}.ipynb"
     return f"[Open this chapter in Colab]({url}) (it installs the package from {REPOSITORY})."
+
+
+def collapsed(summary: str, body: str) -> str:
+    """``body`` (markdown) folded under the one line ``summary``: an HTML ``<details>`` block.
+    The book (MyST), Jupyter, Colab and GitHub all render it closed, with the markdown inside a
+    click away; the blank lines around ``body`` let them parse it as markdown."""
+    return f"<details>\n<summary>{summary}</summary>\n\n{body}\n\n</details>"
+
+
+class PageSetup(Protocol):
+    """What ``prologue`` reads of a page: its notebook's name and the profile of its runs
+    (every chapter's ``Setup``; ``Page`` for the pages that have none)."""
+
+    @property
+    def chapter(self) -> str: ...
+
+    @property
+    def profile(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page without a chapter ``Setup`` (dashboard, discussion, performance, official): its
+    notebook's name, and the profile of the runs it reads ("": it reads none)."""
+
+    chapter: str
+    profile: str = ""
+
+
+Runs = Sequence[RunConfig] | Mapping[str, Sequence[RunConfig]]
+
+
+def _labelled(runs: Runs) -> dict[str, Sequence[RunConfig]]:
+    # One unlabelled table, or a table per label.
+    return dict(runs) if isinstance(runs, Mapping) else {"": runs}
+
+
+def settings(chapter: str, runs: Runs) -> str:
+    """The settings of a page's runs: the paper/code/page comparison where ``report.paper`` has
+    one for ``chapter``, then a setup table of ``runs`` (one per label, if labelled)."""
+    tables = _labelled(runs)
+    every = list(dict.fromkeys(c for configs in tables.values() for c in configs))
+    parts = [comparison(chapter, every)] if chapter in COMPARED else []
+    for label, configs in tables.items():
+        parts.append((f"**{label}**\n\n" if label else "") + setup_table(configs))
+    return "\n\n".join(parts)
+
+
+def prologue(setup: PageSetup, runs: Runs = ()) -> None:
+    """Show what every page says about itself, in one output: the Colab link, the profile
+    banner (when the page reads runs), and the settings of ``runs`` (``settings``) folded under
+    one line, so that they follow the page's result without pushing it down."""
+    parts = [colab_link(setup.chapter)]
+    if setup.profile:
+        parts.append(profile_banner(setup.profile))
+    if runs:
+        n = len({c for configs in _labelled(runs).values() for c in configs})
+        what = "the paper, its code and this page; " if setup.chapter in COMPARED else ""
+        parts.append(collapsed(f"Settings ({what}{n} runs)", settings(setup.chapter, runs)))
+    show_markdown("\n\n".join(parts))
 
 
 def seed_outcomes(

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from omnigrok.report.page import collapsed
+
 REPRODUCED, PARTLY, NOT_REPRODUCED = "reproduced", "partly reproduced", "not reproduced"
 NOT_TESTED = "not tested"
 STATUSES = (REPRODUCED, PARTLY, NOT_REPRODUCED, NOT_TESTED)
@@ -29,9 +31,15 @@ class Verdict:
     evidence: tuple[str, ...]
 
     def markdown(self) -> str:
-        lines = [f"**Verdict: {self.status}.** Criterion: {self.criterion}", ""]
-        lines += [f"- {line}" for line in self.evidence]
-        return "\n".join(lines)
+        """The status, with the criterion and the evidence folded under it (the line counts the
+        passed and failed lines): a page's first screen shows what was found, a click shows
+        why. HTML, not markdown, in the status line: it is a ``<summary>``."""
+        passed = sum(line.startswith("✓") for line in self.evidence)
+        failed = sum(line.startswith("✗") for line in self.evidence)
+        status = f"<strong>Verdict: {self.status}.</strong>"
+        counts = f"Criterion and evidence ({passed} ✓, {failed} ✗)"
+        body = [f"Criterion: {self.criterion}", ""] + [f"- {line}" for line in self.evidence]
+        return collapsed(f"{status} {counts}", "\n".join(body))
 
 
 def _lines(checks: Checks, prefix: str = "") -> list[str]:
