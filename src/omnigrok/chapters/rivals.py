@@ -242,12 +242,11 @@ def fastest(o: Outcome, task: str) -> str:
     return (
         f"{m} ({np.median(o.steps(task, m)):g} steps, median; "
         f"{np.median(speedup(o, task, m)):.3g}x weight decay; needs the norm: "
-        f"{_answer(o.needs_norm(task, m))})"
+        f"{ANSWER[o.needs_norm(task, m)]})"
     )
 
 
-def _answer(value: bool | None) -> str:
-    return "—" if value is None else "yes" if value else "no"
+ANSWER = {None: "—", True: "yes", False: "no"}  # a computed answer, as a table shows it
 
 
 def table(o: Outcome, task: str) -> str:
@@ -270,8 +269,8 @@ def table(o: Outcome, task: str) -> str:
             f"{spread(speedup(o, task, m))} |"
         )
         answers.append(
-            f"| {m} | {spread(o.norm_ratio(task, m))} | {_answer(o.removes_delay(task, m))} | "
-            f"{_answer(o.as_fast_as_held(task, m))} | {_answer(o.needs_norm(task, m))} |"
+            f"| {m} | {spread(o.norm_ratio(task, m))} | {ANSWER[o.removes_delay(task, m)]} | "
+            f"{ANSWER[o.as_fast_as_held(task, m)]} | {ANSWER[o.needs_norm(task, m)]} |"
         )
     return "\n".join(speed) + "\n\n" + "\n".join(answers)
 
@@ -304,8 +303,8 @@ def method_verdict(o: Outcome, task: str, method: str) -> Verdict:
     }
     notes = [
         f"speedup over weight decay per seed: {np.round(speedup(o, task, method), 1).tolist()}",
-        f"as fast as the norm held at w_c: {_answer(o.as_fast_as_held(task, method))}",
-        f"needs the norm: {_answer(o.needs_norm(task, method))} (w / w0 when it generalized: "
+        f"as fast as the norm held at w_c: {ANSWER[o.as_fast_as_held(task, method)]}",
+        f"needs the norm: {ANSWER[o.needs_norm(task, method)]} (w / w0 when it generalized: "
         f"{np.round(o.norm_ratio(task, method), 3).tolist()}; halfway to w_c: "
         f"{np.round(o.norm_needed(task, method), 3).tolist()})",
     ]
