@@ -336,20 +336,26 @@ def test_the_verdict_asks_every_lever_as_good_as_the_constraint_to_need_the_norm
     s = rivals.Setup("smoke", seeds=[0, 1], device="cpu", mnist_w_c=5.0)
     results = {}
     for task in rivals.TASKS:
-        for m in rivals.METHODS[task]:
+        for m in rival_methods.METHODS[task]:
             results[task, m] = synthetic(s, task, m, 100, None, 1.0)
-        results[task, rivals.BASELINE] = synthetic(s, task, rivals.BASELINE, 100, 800, 0.7)
-        results[task, rivals.HELD] = synthetic(s, task, rivals.HELD, 100, 150, 0.8)
-        results[task, rivals.GROKFAST] = synthetic(s, task, rivals.GROKFAST, 100, 180, 0.85)
+        results[task, rival_methods.BASELINE] = synthetic(
+            s, task, rival_methods.BASELINE, 100, 800, 0.7
+        )
+        results[task, rival_methods.HELD] = synthetic(s, task, rival_methods.HELD, 100, 150, 0.8)
+        results[task, rival_methods.GROKFAST] = synthetic(
+            s, task, rival_methods.GROKFAST, 100, 180, 0.85
+        )
     o = rivals.Outcome(s, results)
-    assert o.removes_delay("modadd", rivals.HELD) and o.needs_norm("modadd", rivals.HELD)
-    assert np.allclose(o.norm_needed("modadd", rivals.HELD), 0.8**0.5)
+    assert o.removes_delay("modadd", rival_methods.HELD) and o.needs_norm(
+        "modadd", rival_methods.HELD
+    )
+    assert np.allclose(o.norm_needed("modadd", rival_methods.HELD), 0.8**0.5)
     assert not o.removes_delay("modadd", "StableMax")
     assert o.needs_norm("modadd", "StableMax") is None
     assert rivals.verdict(o).status == REPRODUCED
     assert rivals.method_verdict(o, "modadd", "StableMax").status == NOT_REPRODUCED
-    assert np.allclose(rivals.speedup(o, "mnist", rivals.HELD), 800 / 150)
-    assert rivals.fastest(o, "mnist").startswith(rivals.HELD)
+    assert np.allclose(rivals.speedup(o, "mnist", rival_methods.HELD), 800 / 150)
+    assert rivals.fastest(o, "mnist").startswith(rival_methods.HELD)
     # A lever that removes the delay with its norm up, or barely down (0.95 w0: not halfway
     # to w_c), or one as fast as the constraint with its delay kept and its norm where it
     # started: the norm is not what did it, on either task.
@@ -377,7 +383,9 @@ def test_the_verdict_asks_every_lever_as_good_as_the_constraint_to_need_the_norm
     v = rivals.verdict(rivals.Outcome(s, results, monotone))
     assert v.status == NOT_TESTED and "claim 1's w_c is an interior minimum" in v.markdown()
     # Without a late baseline on one task there is nothing to judge.
-    results["mnist", rivals.BASELINE] = synthetic(s, "mnist", rivals.BASELINE, 100, 150, 0.9)
+    results["mnist", rival_methods.BASELINE] = synthetic(
+        s, "mnist", rival_methods.BASELINE, 100, 150, 0.9
+    )
     assert rivals.verdict(rivals.Outcome(s, results)).status == NOT_TESTED
 
 
@@ -386,11 +394,13 @@ def test_each_method_changes_one_thing_of_claim_3s_run():
     held = claim3.Setup("smoke", device="cpu", mnist_w_c=1.0)
     for task in rivals.TASKS:
         base = held.regime_configs(task, "unconstrained")
-        assert s.method_configs(task, rivals.BASELINE) == base
-        assert s.method_configs(task, rivals.HELD) == held.regime_configs(task, "held at w_c")
-        for m in rivals.METHODS[task]:
-            assert rivals.KEYS[m]
-            if m in (rivals.BASELINE, rivals.HELD):
+        assert s.method_configs(task, rival_methods.BASELINE) == base
+        assert s.method_configs(task, rival_methods.HELD) == held.regime_configs(
+            task, "held at w_c"
+        )
+        for m in rival_methods.METHODS[task]:
+            assert rival_methods.KEYS[m]
+            if m in (rival_methods.BASELINE, rival_methods.HELD):
                 continue
             changed = {
                 f.name
@@ -398,7 +408,9 @@ def test_each_method_changes_one_thing_of_claim_3s_run():
                 if getattr(s.method_configs(task, m)[0], f.name) != getattr(base[0], f.name)
             }
             assert changed <= set(s.changes(task, m)), (task, m, changed)
-    assert len(set(s.configs())) == sum(len(rivals.METHODS[t]) for t in rivals.TASKS) * len(s.seeds)
+    assert len(set(s.configs())) == sum(len(rival_methods.METHODS[t]) for t in rivals.TASKS) * len(
+        s.seeds
+    )
     assert len({c.shape() for c in s.configs()}) == 2  # one stack per task
     # Grokfast's published MNIST run is its filter and its decay, each also run alone.
     run = s.method_configs("mnist", rival_methods.GROKFAST_STRONG)[0]
@@ -417,7 +429,7 @@ def test_mnist_waits_for_claim_1s_w_c_as_claim_3_does():
     landscape = s.claim3.landscape.task_configs("mnist")
     assert s.configs()[: len(landscape)] == landscape
     with pytest.raises(ValueError, match="mnist_w_c is not known"):
-        s.method_configs("mnist", rivals.HELD)
+        s.method_configs("mnist", rival_methods.HELD)
     assert len(s.planned()) == len(landscape) + len(
         rivals.Setup("smoke", device="cpu", mnist_w_c=1.0).configs()
     )
@@ -429,11 +441,11 @@ def test_the_chapter_runs_at_smoke_and_judges(tmp_path):
     assert o.setup.mnist_w_c is not None  # read off claim 1's MNIST landscape
     assert rivals.verdict(o).status in STATUSES
     for task in rivals.TASKS:
-        for m in rivals.METHODS[task]:
+        for m in rival_methods.METHODS[task]:
             assert rivals.method_verdict(o, task, m).status in STATUSES
         assert rivals.numbers(o)[f"{task}_weight_decay_steps"]
         tables = rivals.table(o, task).split("\n\n")  # speed; norm and answers
-        assert [len(t.splitlines()) for t in tables] == [2 + len(rivals.METHODS[task])] * 2
+        assert [len(t.splitlines()) for t in tables] == [2 + len(rival_methods.METHODS[task])] * 2
         assert rivals.numbers(o)[f"{task}_fastest"]
         for draw in (rivals.figure, rivals.figure_norm):
             draw(o, task).savefig(tmp_path / "figure.png")

@@ -10,14 +10,14 @@ reads, else from the quick archive (``book_profiles``).
 
 ``produce`` trains what the archive lacks within a time budget, in priority order (claim 4, 3,
 2, 1, then the width study), checkpointing so that a budget can end at any step without losing
-work. ``verify`` recomputes the start of archived runs and compares them with their curves.
+work. ``verify`` (``omnigrok.verify``, re-exported here) recomputes archived runs and compares
+them with their curves.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -25,26 +25,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
 from omnigrok.chapters import CHAPTERS, Chapter
 from omnigrok.chapters import chapter as chapter_named
 from omnigrok.checks import resolve_device
-from omnigrok.config import RunConfig, run_key
+from omnigrok.config import RunConfig
 from omnigrok.executors import Executor, resolve_executor
 from omnigrok.registry import TASKS
 from omnigrok.store import (
     ARCHIVE_ENV,
     COMMITTED_ARCHIVES,
-    CURVES,
     PAPER_ARCHIVE,
-    CorruptResult,
     ResultStore,
     default_archives,
 )
 from omnigrok.sweep import TRAIN_ENV, MissingRuns, run_sweep
-from omnigrok.train import BudgetExhausted, train_ensemble
+from omnigrok.train import BudgetExhausted
+
+# The archive's checks live in their own module; ``archive.verify`` and ``archive.Check`` stay
+# the names DESIGN.md, the README and callers use for them.
+from omnigrok.verify import VERIFY_STEPS as VERIFY_STEPS
+from omnigrok.verify import Check as Check
+from omnigrok.verify import archived_keys as archived_keys
+from omnigrok.verify import verify as verify
 
 # The archive's parts in the order the producer fills them: the P = 113 runs of claims 4 and
 # 3 first (they need a GPU most), then the paper's other task, then the skeptics' questions
@@ -331,116 +333,3 @@ def produce(
 
 def _wait(p: Part) -> str:
     return f" ({p.waiting})" if p.waiting else ""
-
-
-# -- verify ---------------------------------------------------------------------------------
-
-# How close a recomputed start must be to the archived curves. float32 rounding differs with
-# the stack a run was trained in (MKL picks kernels by batch shape), the device and the BLAS
-# build, and training amplifies it: measured on this project's MNIST paper runs (trained in
-# stacks of 64 and 41, recomputed alone on the same CPU), losses after 300 steps differ by up
-# to 1.3e-3 relative in float32 and 1e-3 between a float64 recompute and the float32 run, and
-# test accuracy by 0.0015. So losses and norms must agree within a relative VERIFY_RTOL (ten
-# times that), accuracies within VERIFY_ACC_TOL (20 of 2000 test images). A tampered,
-# mis-keyed or differently computed run differs at order one; a change under 1% is below
-# what this check can see (the checksum in each manifest covers the file as written).
-VERIFY_STEPS = 300
-VERIFY_RTOL = 1e-2
-VERIFY_ATOL = 1e-6
-VERIFY_ACC_TOL = 0.01
-
-
-@dataclass(frozen=True)
-class Check:
-    key: str
-    label: str
-    ok: bool
-    detail: str
-
-    def line(self) -> str:
-        return f"{'ok  ' if self.ok else 'FAIL'} {self.key} {self.label}: {self.detail}"
-
-
-def _label(c: RunConfig) -> str:
-    bits = [c.task.name, f"α={c.init_scale:g}", f"γ={c.weight_decay:g}", f"seed {c.seed}"]
-    if c.constraint != "none":
-        bits.append(f"held {c.constraint}")
-    return " ".join(bits)
-
-
-def archived_keys(archive: Path) -> list[str]:
-    return sorted(p.parent.name for p in Path(archive).glob("??/*/meta.json"))
-
-
-def verify(
-    archive: Path | None = None,
-    keys: Sequence[str] | None = None,
-    steps: int = VERIFY_STEPS,
-    device: str = "cpu",
-) -> list[Check]:
-    """Check ``archive``: every manifest's checksum and key, and for ``keys`` (None: the
-    first run of each task, by key) the first ``steps`` steps recomputed on ``device`` in the
-    run's own dtype, compared with the archived curves at every logged step up to there."""
-    archive = Path(archive or PAPER_ARCHIVE)
-    store = ResultStore(archive, archives=())
-    checks, configs = [], {}
-    for key in archived_keys(archive):
-        meta = json.loads((store.folder(key) / "meta.json").read_text())
-        config = RunConfig.from_dict(meta["config"])
-        configs[key] = config
-        if run_key(config) != key:
-            checks.append(Check(key, _label(config), False, "its config hashes to another key"))
-            continue
-        try:
-            store._read(config, store.folder(key))
-        except CorruptResult as err:
-            checks.append(Check(key, _label(config), False, str(err)))
-    if keys is None:
-        first: dict[str, str] = {}
-        for key, config in configs.items():
-            first.setdefault(config.task.name, key)
-        keys = list(first.values())
-    for key in keys:
-        if key not in configs:
-            raise ValueError(f"keys: {key!r} is not in the archive {archive}")
-        if any(c.key == key for c in checks):
-            continue
-        checks.append(_recompute(store, key, configs[key], steps, device))
-    return checks
-
-
-def _recompute(store, key: str, config: RunConfig, steps: int, device: str) -> Check:
-    archived = store.load(config)
-    # One torch thread, as the producers train: a float32 reduction summed in another order
-    # rounds differently, and a sensitive run amplifies that. Measured on the quick archive's
-    # modular-addition run with a held logit scale at γ = 0: recomputed on two threads its
-    # train loss was 54% off by step 281; on one thread it equals the archive bit for bit.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        fresh = train_ensemble([config], device=device, progress=False, until=steps)[0]
-    finally:
-        torch.set_num_threads(threads)
-    n = len(fresh.steps)
-    if not np.array_equal(archived.steps[:n], fresh.steps):
-        return Check(key, _label(config), False, "logging steps differ")
-    worst, where = 0.0, ""
-    for name in CURVES:
-        a, b = archived[name][:n], fresh[name]
-        if name.endswith("acc"):
-            excess = np.abs(a - b) / VERIFY_ACC_TOL
-        else:
-            excess = np.abs(a - b) / (VERIFY_ATOL + VERIFY_RTOL * np.abs(a))
-        excess = np.where(np.isnan(a) & np.isnan(b), 0.0, excess)
-        excess = np.where(np.isnan(a) ^ np.isnan(b), math.inf, excess)
-        i = int(np.argmax(excess))
-        if excess[i] > worst:
-            worst = float(excess[i])
-            where = f"{name} at step {fresh.steps[i]}: archived {a[i]:.6g}, recomputed {b[i]:.6g}"
-    ok = worst <= 1.0
-    detail = f"{n} logged steps up to {fresh.steps[-1]} recomputed on {device}; " + (
-        f"largest difference {worst:.2g} of the tolerance" + (f" ({where})" if where else "")
-        if ok
-        else f"differs: {where}"
-    )
-    return Check(key, _label(config), ok, detail)

@@ -3,6 +3,7 @@
     python -m omnigrok train --task mnist --init-scale 8 --seeds 0-4 --steps 2000
     python -m omnigrok archive --profile paper --device cuda --budget-s 540
     python -m omnigrok verify
+    python -m omnigrok verify --whole --sample 3
     python -m omnigrok results list
     python -m omnigrok results export --out runs.csv --task mnist
 
@@ -14,11 +15,12 @@ from __future__ import annotations
 
 import argparse
 import math
+import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from omnigrok import __version__, archive
+from omnigrok import __version__, archive, verify
 from omnigrok.checks import DEVICES, PROFILES, check_choice, check_device, parse_seeds
 from omnigrok.config import RunConfig
 from omnigrok.executors import EXECUTOR_HELP, resolve_executor
@@ -112,7 +114,7 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser(
         "verify",
-        help="recompute the start of archived runs and compare with their curves",
+        help="recompute archived runs and compare them with what the archive holds",
         formatter_class=_Help,
     )
     check.add_argument(
@@ -122,10 +124,37 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="folders (default: the committed archives, archive/paper and archive/quick)",
     )
-    check.add_argument(
+    which = check.add_mutually_exclusive_group()
+    which.add_argument(
         "--keys", nargs="+", default=None, help="runs to recompute (default: one per task)"
     )
-    check.add_argument("--steps", type=int, default=archive.VERIFY_STEPS, help="steps to redo")
+    which.add_argument(
+        "--sample",
+        type=int,
+        default=None,
+        metavar="N",
+        help="recompute N runs drawn at random from the archives (the seed is printed)",
+    )
+    check.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        metavar="S",
+        help="the --sample draw's seed (default: a fresh one)",
+    )
+    check.add_argument(
+        "--whole",
+        action="store_true",
+        help="recompute each run to its end and compare what the book reads (milestone steps, "
+        "the weight norm there, final accuracies, losses, norm) within measured tolerances; "
+        "the first --steps still pointwise",
+    )
+    check.add_argument(
+        "--steps",
+        type=int,
+        default=verify.VERIFY_STEPS,
+        help="steps recomputed and compared at every logged step",
+    )
     check.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="recompute on")
 
     results = sub.add_parser(
@@ -234,22 +263,36 @@ def _check_device_for(device: str, executor: str | None) -> None:
 def _verify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.steps < 1:
         parser.error(f"--steps must be a positive integer, got {args.steps}")
+    if args.seed is not None and args.sample is None:
+        parser.error("--seed applies to --sample only")
+    if args.seed is not None and args.seed < 0:
+        parser.error(f"--seed must be a non-negative integer, got {args.seed}")
     folders = args.archive or [a for a in COMMITTED_ARCHIVES.values() if a.is_dir()]
     for folder in folders:
         if not folder.is_dir():
             parser.error(f"--archive {folder} is not a folder")
     if args.keys is not None and len(folders) > 1:
         parser.error("--keys needs one --archive, the one that holds them")
+    keys: dict[Path, list[str] | None] = {f: args.keys for f in folders}
+    if args.sample is not None:
+        seed = secrets.randbelow(2**32) if args.seed is None else args.seed
+        try:
+            drawn = verify.sample_runs(folders, args.sample, seed)
+        except ValueError as err:
+            parser.error(f"--{err}")
+        keys = {f: [k for a, k in drawn if a == f] for f in folders}
+        again = f"--sample {args.sample} --seed {seed}"
+        print(f"sample: {args.sample} run(s) drawn with seed {seed} (again: {again})")
     status = 0
     for folder in folders:
         try:
-            checks = archive.verify(folder, args.keys, args.steps, args.device)
+            checks = verify.verify(folder, keys[folder], args.steps, args.device, args.whole)
         except ValueError as err:
             parser.error(str(err).replace("keys", "--keys"))
         for c in checks:
             print(c.line())
         failed = [c for c in checks if not c.ok]
-        n = len(archive.archived_keys(folder))
+        n = len(verify.archived_keys(folder))
         outcome = f"{len(failed)} failed" if failed else "all ok"
         print(f"{folder}: {n} archived runs checked; {outcome}")
         status |= bool(failed)
