@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import omnigrok
 from omnigrok.data import mnist
 from omnigrok.data.mnist import (
     MnistDataError,
@@ -81,7 +82,7 @@ def test_embedded_class_counts_match_readme():
 
 
 def test_embedded_license_travels_with_the_subset():
-    text = (Path(mnist.__file__).parent / "_data" / "MNIST_LICENSE.md").read_text()
+    text = (Path(omnigrok.__file__).parent / "_data" / "MNIST_LICENSE.md").read_text()
     assert "CC BY-SA 3.0" in text and "LeCun" in text
     assert all(digest in text for digest in mnist.FILES.values())
 
