@@ -24,7 +24,6 @@ import datetime
 import json
 import math
 import os
-import platform
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -34,6 +33,7 @@ import torch
 
 from omnigrok import milestones, verify
 from omnigrok.config import RunConfig
+from omnigrok.provenance import cpu_name
 from omnigrok.store import COMMITTED_ARCHIVES, ResultStore
 
 # (archive, what, which runs, how many): the first ``n`` matching runs, by seed then α.
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         "archived runs trained in stacks, recomputed alone from scratch on one thread",
         "date": datetime.date.today().isoformat(),
         "machine": {
-            "cpu": _cpu(),
+            "cpu": cpu_name(),
             "cores": os.cpu_count(),
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
@@ -221,16 +221,6 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(record, indent=1) + "\n")
     print(json.dumps(record["largest"], indent=1))
     return 0
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":
