@@ -229,7 +229,7 @@ def test_the_archives_are_small_pickle_free_and_fully_manifested():
 @pytest.mark.parametrize(
     ("folder", "tasks"),
     [
-        (PAPER, {"mnist", "teacher_student", "qm9"}),
+        (PAPER, {"mnist", "teacher_student", "modadd", "qm9"}),
         (QUICK, {"mnist", "teacher_student", "modadd", "imdb", "qm9"}),
     ],
     ids=["paper", "quick"],
@@ -384,4 +384,6 @@ def test_only_claim_3s_paper_modadd_runs_held_at_w_c_carry_a_stop_rule():
                 held = profile == "paper" and task == "modadd" and regime == "held at w_c"
                 assert ruled == ({0.99} if held else {None}), (profile, task, regime)
     claim3 = {s.name: s for s in archive.status("paper", [PAPER])}["claim3"]
-    assert claim3.stored == 15  # the MNIST half archived before the rule: still found
+    # The MNIST half (15 runs) archived before the rule is still found, beside the P = 113 runs
+    # the producer adds session by session.
+    assert claim3.stored >= 15
