@@ -6,7 +6,7 @@
   empty results store: it reads claim 1's landscape and the modular-addition runs from the
   committed archives and trains only claim 3's α = 10 MNIST runs (target: at most 300 s).
 
-    python benchmarks/book_build.py [--json benchmarks/results.json] [--skip-rerun]
+    python benchmarks/book_build.py [--json src/omnigrok/_data/benchmarks.json] [--skip-rerun]
 
 Measure on a quiet machine (the load average is recorded beside each figure); ``--json`` adds
 the figures to that file under ``"book"``, keeping its other entries.

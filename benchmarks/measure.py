@@ -1,7 +1,7 @@
 """Speed benchmarks: the project's stacked trainer against the usual PyTorch loop, for every
 model family, and the share of evaluation in training time. ``run.py`` prints them and stores
-them in ``results.json``; the package's ``omnigrok.report.speed`` judges them against the speed
-issue's targets and draws the Performance page from the stored file.
+them in ``omnigrok/_data/benchmarks.json``; the package's ``omnigrok.report.speed`` judges them
+against the speed issue's targets and draws the Performance page from the stored file.
 
 Like nanoGPT's ``bench.py``, measurement lives apart from the code it measures: nothing here is
 part of the package. Every function returns plain JSON-ready dicts and prints nothing; how

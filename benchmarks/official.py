@@ -40,7 +40,8 @@ import torch
 
 from omnigrok.data.mnist import load_embedded
 from omnigrok.provenance import provenance
-from omnigrok.store import REPO, ResultStore
+from omnigrok.report.official import RECORD
+from omnigrok.store import ResultStore
 from omnigrok.sweep import run_sweep
 from omnigrok.tasks import mnist_run
 
@@ -182,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--official-repo", type=Path, required=True, help="a clone of it")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="seeds per case")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "official.json")
+    parser.add_argument("--out", type=Path, default=RECORD)
     parser.add_argument(
         "--large-init-steps",
         type=int,

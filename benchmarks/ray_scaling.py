@@ -2,7 +2,8 @@
 against the same sweep in this process, and what each Ray task costs beyond its training.
 Needs the ``ray`` extra.
 
-    python benchmarks/ray_scaling.py [--steps 5000] [--repeats 3] [--json benchmarks/results.json]
+    python benchmarks/ray_scaling.py [--steps 5000] [--repeats 3]
+        [--json src/omnigrok/_data/benchmarks.json]
 
 ``--json`` files the numbers under the key ``ray`` of that file, keeping its other keys (the
 speed benchmark's, ``benchmarks/run.py``); the Performance page shows them

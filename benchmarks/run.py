@@ -1,10 +1,11 @@
 """Speed benchmark of the stacked trainer against the usual PyTorch loop (the measurements are
 in ``measure.py`` beside this script; this prints them).
 
-    python benchmarks/run.py [--device cpu|cuda] [--quick] [--json benchmarks/results.json]
+    python benchmarks/run.py [--device cpu|cuda] [--quick]
+        [--json src/omnigrok/_data/benchmarks.json]
 
 ``--quick`` runs every benchmark at tiny sizes in seconds: a smoke test, its numbers are noise.
-``benchmarks/results.json`` is what the book's Performance page reads
+``src/omnigrok/_data/benchmarks.json`` (package data) is what the book's Performance page reads
 (``omnigrok.report.speed.load``): measure on a quiet machine, then commit it. ``--json`` keeps
 the keys other scripts file there (``ray``, ``book``, ``transformer_stack``) and replaces its own.
 """

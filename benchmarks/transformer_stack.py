@@ -1,7 +1,7 @@
 """Does stacking K modular-addition transformers into one model pay on a CPU? (issue 25)
 
     python benchmarks/transformer_stack.py [--ks 1 5 15] [--threads 1 2] [--steps 5]
-        [--warmup 2] [--malloc default keep] [--profile] [--json benchmarks/results.json]
+        [--warmup 2] [--malloc default keep] [--profile] [--json src/omnigrok/_data/benchmarks.json]
 
 The paper's modular-addition transformer (paper Sec. 3.3; the ``paper`` profile: P = 113, 30%
 of the pairs, full batch of 3,830, AdamW lr 1e-3, float32) trained by ``train_ensemble`` with K
@@ -21,7 +21,7 @@ sum over 3 positions, ~0.1% of the FLOPs) and every elementwise op are left out.
 
 The matmul limit is a plain float32 ``[3830, 128] @ [128, 512]`` GEMM (the MLP's input layer of
 one run, the commonest shape of the step), best of 10; the 2048 x 2048 GEMM of ``run.py`` is
-recorded beside it for comparison with ``results.json``'s ``matmul``.
+recorded beside it for comparison with the stored measurement's ``matmul``.
 
 The control (each K > 1): one run trained on the training set repeated K times, i.e. the same
 activation sizes as the stack (``[K·3830, 512]`` for ``[K, 3830, 512]``) with no stacking. If a

@@ -4,21 +4,24 @@ package's report of a stored measurement (omnigrok.report.speed) judges and tabu
 
 import json
 import math
+from pathlib import Path
 
 import measure  # benchmarks/measure.py: conftest puts benchmarks/ on the path
 import pytest
 import timing  # benchmarks/timing.py
+import tomllib
 import torch
 import torch.nn.functional as F
 import transformer_stack  # benchmarks/transformer_stack.py
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+import omnigrok
 from omnigrok.config import TaskSpec
 from omnigrok.models import NandaTransformer, PlainMLP, forward, init_params, transformer_forward
 from omnigrok.models.mlp import train_flops
 from omnigrok.norms import scale_
-from omnigrok.report import speed
+from omnigrok.report import official, speed
 from omnigrok.store import log_schedule
 from omnigrok.task import make_task
 from omnigrok.tasks import mnist_run, modadd_run
@@ -245,16 +248,17 @@ def test_the_performance_page_reads_a_stored_full_measurement(tmp_path):
         speed.load(tmp_path / "absent.json")
 
 
-def test_an_installed_package_says_the_performance_page_needs_a_clone(tmp_path, monkeypatch):
-    """Installed, the package has no benchmarks/ beside it: the page's default read names the
-    clone it needs rather than failing on a path the reader never chose."""
-    installed = tmp_path / "lib" / "benchmarks" / "results.json"
-    monkeypatch.setattr(speed, "STORED", installed)
-    with pytest.raises(FileNotFoundError, match="from a clone of https://github.com/"):
-        speed.load()
-    installed.parent.mkdir(parents=True)  # a clone that lacks the file: how to write it
-    with pytest.raises(ValueError, match="benchmarks/run.py --json"):
-        speed.load()
+def test_the_stored_measurements_ship_with_the_package():
+    """The Performance and official-code pages read package data, which an installed package
+    (Colab's) has: pyproject's package-data globs cover both files and every other file in
+    ``_data``; and the pages' default paths are those files."""
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    globs = project["tool"]["setuptools"]["package-data"]["omnigrok"]
+    data = Path(omnigrok.__file__).parent / "_data"
+    shipped = {p for pattern in globs for p in data.parent.glob(pattern)}
+    assert set(data.iterdir()) <= shipped, "a file in _data would be left out of the package"
+    assert speed.STORED == data / "benchmarks.json" and official.RECORD == data / "official.json"
+    assert speed.load() and official.load()
 
 
 def test_the_performance_page_shows_the_stored_ray_scaling():

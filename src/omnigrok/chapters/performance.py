@@ -1,7 +1,7 @@
 """How much training a profile's book asks for, and what that costs on a measured machine.
 
 The performance page multiplies these counts by the trainer's measured throughput (from
-``benchmarks/results.json``, read by ``omnigrok.report.speed``) to state the CPU time of each
+``omnigrok/_data/benchmarks.json``, read by ``omnigrok.report.speed``) to state the CPU time of each
 profile (the ``paper`` profile is too long to build on a laptop CPU, so its time is a
 projection from measured step costs, labelled as such).
 """

@@ -3,8 +3,9 @@
 ``benchmarks/official.py`` runs the official MNIST notebooks' model, init scaling, loss,
 optimizer and loop (read from their code cells; only the data loading is pointed at this
 package's embedded images) beside this package on the same settings, and writes a record
-(``benchmarks/official.json``). This module reads such a record: each case's quantities,
-official vs package, their difference against a tolerance fixed before any run, and a verdict.
+(``omnigrok/_data/official.json``: package data, so the page reads it on Colab too). This module
+reads such a record: each case's quantities, official vs package, their difference against a
+tolerance fixed before any run, and a verdict.
 
 The tolerances (``TOLERANCES``) are stated in advance and are not tuned to the record: the two
 codes draw their batches from different generators, so they are different seeds of the same
@@ -23,9 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from omnigrok.report.plots import PALETTE, subplots, themed
-from omnigrok.store import REPO
 
-RECORD = REPO / "benchmarks" / "official.json"
+RECORD = Path(__file__).resolve().parents[1] / "_data" / "official.json"
 
 # How far apart the two codes may be and still "agree", by the kind of quantity compared.
 TOLERANCES = {

@@ -1,14 +1,12 @@
 """The Performance page's numbers: the stored speed measurement, the speed issue's targets
 judged on it, its tables and its figure. Nothing here measures: ``benchmarks/run.py`` does
 (its loops are in ``benchmarks/measure.py``, apart from the code they measure, as nanoGPT keeps
-its ``bench.py``) and writes ``benchmarks/results.json``, which this module reads.
+its ``bench.py``) and writes the stored measurement, which this module reads.
 
-The stored measurement is read from a clone only. It is one machine's measurement of one
-commit, kept next to the scripts that write it (``run.py``, ``ray_scaling.py``,
-``book_build.py`` each add their key), as vendored data sits next to the script that made it;
-shipping a second copy inside the package would be a copy that can disagree with the
-committed one. An installed package therefore has no measurement to show, and ``load`` says so
-and how to get one (clone, or name the file).
+The stored measurement ships with the package (``omnigrok/_data/benchmarks.json``), so the page
+reads it from a clone, an installed package and Colab alike. It is one machine's measurement of
+one commit; ``run.py``, ``ray_scaling.py``, ``book_build.py`` and ``transformer_stack.py`` each
+add their key to it in place (``--json``), and a commit records the new measurement.
 
 The targets (``TARGETS``, checked by ``ratios``):
 
@@ -28,11 +26,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from omnigrok import REPOSITORY
 from omnigrok.config import RunConfig
 from omnigrok.models.mlp import train_flops
 from omnigrok.report.plots import PALETTE, subplots, themed
-from omnigrok.store import REPO
 from omnigrok.tasks import mnist_run, teacher_student_run
 
 # name -> (comparison, threshold): the speed issue's acceptance criteria.
@@ -47,29 +43,23 @@ TARGETS: dict[str, tuple[str, float]] = {
     "eval_share_paper_projected": ("<", 0.10),
 }
 
-# Where ``benchmarks/run.py --json`` keeps the last full measurement in a clone, which the
-# book's Performance page reads (measuring during a book build would time a busy machine).
-STORED = REPO / "benchmarks" / "results.json"
+# The last full measurement (``benchmarks/run.py --json``), which the book's Performance page
+# reads (measuring during a book build would time a busy machine). Package data, not a file of
+# the clone: Colab installs the package only.
+STORED = Path(__file__).resolve().parents[1] / "_data" / "benchmarks.json"
 REQUIRED = {"machine", "quick", "matmul", "trainer_mnist", "ratios"}
+WRITE = "python benchmarks/run.py --json src/omnigrok/_data/benchmarks.json"
 
 
 def load(path: Path | None = None) -> dict[str, Any]:
-    """A measurement written by ``benchmarks/run.py --json`` (None: the clone's ``STORED``); a
-    clear error if it is missing (from an installed package: the page needs a clone) or is not
-    one."""
-    if path is None and not STORED.is_file() and not STORED.parent.is_dir():
-        raise FileNotFoundError(
-            f"the Performance page reads benchmarks/results.json from a clone of {REPOSITORY}; "
-            f"this omnigrok is installed without one ({STORED.parent} does not exist): clone "
-            "the repository and run the page there, or pass the path of a results.json"
-        )
+    """A measurement written by ``benchmarks/run.py --json`` (None: the stored one); a clear
+    error if it is missing or is not one."""
     path = STORED if path is None else Path(path)
     try:
         results = json.loads(path.read_text())
     except (OSError, ValueError) as err:
         raise ValueError(
-            f"benchmark results {path} cannot be read ({err}); "
-            "write them with `python benchmarks/run.py --json benchmarks/results.json`"
+            f"benchmark results {path} cannot be read ({err}); write them with `{WRITE}`"
         ) from err
     missing = REQUIRED - set(results)
     if missing:
