@@ -93,6 +93,45 @@ def test_a_late_tamper_passes_pointwise_and_fails_the_whole_run(tiny_archive, tm
     assert cli_main([*argv, "--whole"]) == 1
 
 
+def _tamper_early(folder: Path, by: float = 0.05) -> None:
+    """Raise every logged test accuracy by ``by`` (the first steps included), re-signed."""
+    _raise_late_test_accuracy(folder, by=by, last=10**6)
+
+
+def test_an_early_tamper_of_a_run_that_rounding_does_not_move_fails(tiny_archive, tmp_path):
+    """The float64 recompute says how far rounding alone moves this run (far under the
+    tolerance): the tamper stays a failure, and the check says both distances."""
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_archive, copy)
+    key = verify.archived_keys(copy)[0]
+    _tamper_early(copy / key[:2] / key)
+    (check,) = verify.verify(copy, keys=[key], steps=POINTWISE)
+    assert not check.ok and "float32 rounding alone (the run in float64) moves it" in check.detail
+    envelope = float(check.detail.split("moves it ")[1].split(",")[0])
+    assert envelope < 1.0, check.detail
+
+
+def _curves(steps: np.ndarray, test_loss: np.ndarray) -> RunResult:
+    return _run("test_loss", test_loss, steps)
+
+
+@pytest.mark.parametrize(
+    ("archive_off", "rounding_off", "passes"),
+    [(0.2, 0.1, True), (0.2, 0.002, False), (1.0, 0.1, False)],
+)
+def test_a_chaotic_run_passes_only_within_its_rounding_envelope(archive_off, rounding_off, passes):
+    """Relative test-loss differences (the pointwise tolerance is 1%): a run that float64
+    moves 10% (a chaotic one, as the quick archive's IMDb LSTMs at α = 10) passes with the
+    archive 20% off, not 100%; a run that rounding moves 0.2% fails at 20%."""
+    steps = np.arange(0, 301, 10)
+    fresh = _curves(steps, np.full(len(steps), 1.0))
+    archived = _curves(steps, np.full(len(steps), 1.0 + archive_off))
+    exact = _curves(steps, np.full(len(steps), 1.0 + rounding_off))
+    ok, detail = verify.rounding_envelope(archived, fresh, exact, 300)
+    assert ok is passes, detail
+    assert detail.startswith("rounding-sensitive" if passes else "differ")
+
+
 def _run(curve: str, values: np.ndarray, steps: np.ndarray) -> RunResult:
     """A run of ``_tiny(0)``'s config whose ``curve`` is ``values``, every other curve flat."""
     flat = {name: np.full(len(steps), 0.5) for name in ("train_acc", "test_acc", "norm")}

@@ -14,10 +14,21 @@ check that the stored curves are what this code computes from their configs. Thr
   within tolerances measured as the stack-versus-alone drift. The first ``steps`` steps are
   still compared pointwise.
 * **sample** (``sample_runs``): which runs to recompute, drawn at random with a stated seed.
+
+Some runs are chaotic from their first steps: rounding alone moves them by more than the
+pointwise tolerance within 300 steps. Measured on the quick archive's IMDb LSTMs held at the
+norm of α = 10 (and 4.6): recomputed alone in float32, they differ from the archived stack from
+step 5 on, up to 14% in test loss by step 97, and the same run recomputed in float64 differs
+from the float32 recompute just as much (13% by step 43), while the runs at α <= 6 agree to
+1e-6. So where a float32 run fails the pointwise check, it is recomputed once more in float64
+(``rounding_envelope``): how far float32 rounding alone moves *this* run. The run passes as
+"rounding-sensitive" if the archive is no farther from the recompute than ``CHAOS_FACTOR``
+times that, and the check says what it could not see (a change smaller than the envelope).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -48,6 +59,11 @@ VERIFY_STEPS = 300
 VERIFY_RTOL = 1e-2
 VERIFY_ATOL = 1e-6
 VERIFY_ACC_TOL = 0.01
+# How much farther than float32 rounding alone (the run's float64 recompute) the archive may be
+# from the recompute, in a rounding-sensitive run: chaotic trajectories separated at rounding
+# level wander apart by a random amount of the same order (measured on the quick archive's
+# IMDb runs at α = 10, see ``rounding_envelope``), so the margin is a factor, not a tolerance.
+CHAOS_FACTOR = 3.0
 
 
 @dataclass(frozen=True)
@@ -144,6 +160,13 @@ def _recompute(
     archived = store.load(config)
     fresh = recompute(config, device, until=None if whole else steps)
     ok, detail = compare_start(archived, fresh, steps)
+    if (
+        not ok
+        and config.dtype == "float32"
+        and np.array_equal(archived.steps[: len(fresh.steps)], fresh.steps[: len(archived.steps)])
+    ):
+        exact = recompute(dataclasses.replace(config, dtype="float64"), device, until=steps)
+        ok, detail = rounding_envelope(archived, fresh, exact, steps)
     detail = f"{detail}, recomputed on {device}"
     if whole and ok:
         ok, late = _whole(archived, fresh)
@@ -151,11 +174,33 @@ def _recompute(
     return Check(key, _label(config), ok, detail)
 
 
-def compare_start(archived: RunResult, fresh: RunResult, steps: int) -> tuple[bool, str]:
-    """Every logged value of ``fresh`` up to ``steps`` against ``archived``'s."""
+def rounding_envelope(
+    archived: RunResult, fresh: RunResult, exact: RunResult, steps: int
+) -> tuple[bool, str]:
+    """A float32 run that failed the pointwise check, judged against its own sensitivity to
+    rounding: ``exact``, the run recomputed in float64, gives how far float32's rounding alone
+    moves it (the envelope, in units of the pointwise tolerance). It passes if the envelope
+    exceeds the tolerance (the run is chaotic at rounding level) and the archive is within
+    ``CHAOS_FACTOR`` envelopes of the float32 recompute ``fresh``."""
     n = int(np.searchsorted(fresh.steps, steps, side="right"))
-    if not np.array_equal(archived.steps[:n], fresh.steps[:n]):
-        return False, "logging steps differ"
+    archive_off, where = _worst(archived, fresh, n)
+    envelope, _ = _worst(exact, fresh, n)
+    said = (
+        f"{n} logged steps up to {fresh.steps[n - 1]}: the archive is {archive_off:.2g} "
+        f"tolerances from the recompute ({where}); float32 rounding alone (the run in float64) "
+        f"moves it {envelope:.2g}"
+    )
+    if envelope > 1.0 and archive_off <= CHAOS_FACTOR * envelope:
+        return True, (
+            f"rounding-sensitive: {said}, so the pointwise check cannot see a change smaller "
+            f"than {CHAOS_FACTOR:g}x that"
+        )
+    return False, f"differ: {said}"
+
+
+def _worst(archived: RunResult, fresh: RunResult, n: int) -> tuple[float, str]:
+    """The largest difference of ``fresh``'s first ``n`` logged values from ``archived``'s, in
+    units of the pointwise tolerance, and where it is."""
     worst, where = 0.0, ""
     for name in CURVES:
         a, b = archived[name][:n], fresh[name][:n]
@@ -169,6 +214,15 @@ def compare_start(archived: RunResult, fresh: RunResult, steps: int) -> tuple[bo
         if excess[i] > worst:
             worst = float(excess[i])
             where = f"{name} at step {fresh.steps[i]}: archived {a[i]:.6g}, recomputed {b[i]:.6g}"
+    return worst, where
+
+
+def compare_start(archived: RunResult, fresh: RunResult, steps: int) -> tuple[bool, str]:
+    """Every logged value of ``fresh`` up to ``steps`` against ``archived``'s."""
+    n = int(np.searchsorted(fresh.steps, steps, side="right"))
+    if not np.array_equal(archived.steps[:n], fresh.steps[:n]):
+        return False, "logging steps differ"
+    worst, where = _worst(archived, fresh, n)
     head = f"{n} logged steps up to {fresh.steps[n - 1]}"
     if worst > 1.0:
         return False, f"{head} differ: {where}"
