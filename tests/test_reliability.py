@@ -404,3 +404,37 @@ def test_a_stack_another_process_holds_is_left_for_last(tmp_path, monkeypatch):
     thread.join()
     assert order == [[8]], "the free stack trains first and the held one is never retrained"
     assert [r.config for r in results] == [held, free]
+
+
+def test_a_producer_leaves_a_held_stack_to_its_holder_and_goes_on_to_its_next_part(
+    tmp_path, monkeypatch
+):
+    """Two producers with the same parts: while one trains claim 4's last stack, the other
+    does not sleep on its lock (30 idle minutes at P = 113) but trains claim 3's runs, says
+    what it left, and reports the archive unfinished."""
+    from omnigrok import archive
+
+    store = ResultStore(tmp_path)
+    held, free = _small_run(seed=7), _small_run(seed=8, init_scale=2.0)
+    parts = {"claim4": (held,), "claim3": (free,)}
+    monkeypatch.setattr(archive, "part", lambda name, *a: archive.Part(name, parts[name], ""))
+    monkeypatch.setattr(archive, "status", lambda *a: [])
+    said: list[str] = []
+    with stack_lock(store.checkpoint_path([held])):
+        thread = threading.Thread(
+            target=lambda: said.append(
+                archive.produce(
+                    budget_s=600,
+                    device="cpu",
+                    parts=["claim4", "claim3"],
+                    archive=tmp_path,
+                    progress=False,
+                    say=said.append,
+                )
+            )
+        )
+        thread.start()
+        thread.join(timeout=120)
+        assert not thread.is_alive(), "the producer waited for the held stack"
+    assert said[-1] is False and "claim4: 1 run(s) left to the producer training them" in said
+    assert store.load(free) is not None and store.load(held) is None

@@ -38,7 +38,7 @@ from omnigrok.store import (
     ResultStore,
     default_archives,
 )
-from omnigrok.sweep import TRAIN_ENV, MissingRuns, run_sweep
+from omnigrok.sweep import TRAIN_ENV, HeldElsewhere, MissingRuns, run_sweep
 from omnigrok.train import BudgetExhausted
 
 # The archive's checks live in their own module; ``archive.verify`` and ``archive.Check`` stay
@@ -320,7 +320,14 @@ def produce(
             return False
         t0 = time.monotonic()
         try:
-            run_sweep(todo, store, dev, progress, max_stack, deadline=deadline, executor=ex)
+            run_sweep(
+                todo, store, dev, progress, max_stack, deadline=deadline, executor=ex, wait=False
+            )
+        except HeldElsewhere as held:
+            # Another producer trains them and will store them: go on to the next part.
+            say(f"{name}: {len(held.configs)} run(s) left to the producer training them")
+            finished = False
+            continue
         except BudgetExhausted as stop:
             say(f"{name}: a stack paused at step {stop.step}/{stop.steps}")
             say("budget spent; run the same command again to go on")

@@ -63,6 +63,15 @@ def grid(base: RunConfig, **axes: Iterable[Any]) -> list[RunConfig]:
     ]
 
 
+class HeldElsewhere(Exception):
+    """Runs whose stacks another process holds, left to it by ``run_sweep(wait=False)``: a
+    producer moves on to its next part rather than sleep until the other one finishes."""
+
+    def __init__(self, configs: Sequence[RunConfig]) -> None:
+        self.configs = list(configs)
+        super().__init__(f"{len(self.configs)} run(s) are being trained by another process")
+
+
 # Runs per stack on a CPU by model family, where stacking does not pay. Measured on this
 # project's 2-core CPU (issue 25), seconds per run-step of Nanda's transformer at P = 113: alone
 # 0.113 on one thread and 0.054 on two; stacked by 5 0.133 and 0.081, by 15 0.144 and 0.081. At
@@ -135,6 +144,7 @@ def run_sweep(
     checkpoint_seconds: float = 60.0,
     deadline: float | None = None,
     executor: str | Executor | None = None,
+    wait: bool = True,
 ) -> list[RunResult]:
     """Results of ``configs`` in order: loaded from ``store`` where present, else trained.
 
@@ -147,6 +157,10 @@ def run_sweep(
     ``executor``: ``local`` (here, stack after stack), ``ray`` or ``ray:<address>`` (every
     stack a Ray task, see ``omnigrok.executors``), or an ``Executor``; None:
     ``$OMNIGROK_EXECUTOR``, else ``local``. The results are the same either way.
+
+    A stack another process holds (its lock) is left for last; with ``wait`` it is waited for
+    and loaded, else ``HeldElsewhere`` names its runs once the free stacks are trained (local
+    only: on Ray the driver holds every lock).
     """
     store = store or ResultStore()
     ex = resolve_executor(executor)
@@ -201,6 +215,8 @@ def run_sweep(
         results=results,
     )
     deferred = [chunk for chunk in chunks if not train(chunk)]
+    if deferred and not wait:
+        raise HeldElsewhere([c for chunk in deferred for c in chunk])
     for chunk in deferred:  # now wait: the holder stores them, or dies and leaves them to us
         train(chunk, wait=True)
     return [results[c] for c in configs]
