@@ -73,16 +73,19 @@ class HeldElsewhere(Exception):
 
 
 # Runs per stack on a CPU by model family, where stacking does not pay. Measured on this
-# project's 2-core CPU (issue 25), seconds per run-step of Nanda's transformer at P = 113: alone
-# 0.113 on one thread and 0.054 on two; stacked by 5 0.133 and 0.081, by 15 0.144 and 0.081. At
-# P = 59 (the quick profile) alone and stacked by 5 cost the same (0.081 and 0.075 s under
-# load). So on a CPU it trains one run at a time. The MLPs gain from stacking (MNIST K = 20:
-# 3.3x per run), and on a GPU stacking is what makes every family fast: no limit there. Curves
-# do not depend on it beyond float rounding (a stacked run equals its solo run in float64,
-# tests/test_train.py), and keys not at all. benchmarks/transformer_stack.py measures it again,
-# with page faults that point at the cause: glibc maps each activation above 32 MiB afresh every
-# step (40-60 MB at K = 5: ~15,000 faults per run-step, none at K = 1), and one run on a 5-fold
-# batch pays the same.
+# project's 2-core CPU on a quiet machine (benchmarks/transformer_stack.py, stored under
+# "transformer_stack" in omnigrok/_data/benchmarks.json), seconds per run-step of Nanda's
+# transformer at P = 113: on one thread 0.107 alone, 0.120 stacked by 5, 0.156 by 15; on two
+# 0.060, 0.069, 0.084. The cause is glibc: it maps each activation above 32 MiB afresh every
+# step (6,700-24,000 page faults per run-step at K = 5-15, none alone), and one run on a K-fold
+# batch pays the same. With freed memory kept (MALLOC_MMAP_MAX_=0) the faults go and the
+# penalty nearly with them (one thread: 0.107 by 5, 0.108 by 15 against 0.100 alone; two
+# threads by 15: 0.056 against 0.062), yet a stack still gains nothing on the one thread per
+# process the producers use, so a process-wide allocator change is not worth it: on a CPU the
+# transformer trains one run at a time. The MLPs gain from stacking (MNIST K = 20: 3.3x per
+# run), and on a GPU stacking is what makes every family fast: no limit there. Curves do not
+# depend on it beyond float rounding (a stacked run equals its solo run in float64,
+# tests/test_train.py), and keys not at all.
 CPU_STACK = {"transformer": 1}
 
 
