@@ -15,20 +15,17 @@ check that the stored curves are what this code computes from their configs. Thr
   still compared pointwise.
 * **sample** (``sample_runs``): which runs to recompute, drawn at random with a stated seed.
 
-Some runs are chaotic from their first steps: rounding alone moves them by more than the
-pointwise tolerance within 300 steps. Measured on the quick archive's IMDb LSTMs held at the
-norm of α = 10 (and 4.6): recomputed alone in float32, they differ from the archived stack from
-step 5 on, up to 14% in test loss by step 97, and the same run recomputed in float64 differs
-from the float32 recompute just as much (13% by step 43), while the runs at α <= 6 agree to
-1e-6. So where a float32 run fails the pointwise check, it is recomputed once more in float64
-(``rounding_envelope``): how far float32 rounding alone moves *this* run. The run passes as
-"rounding-sensitive" if the archive is no farther from the recompute than ``CHAOS_FACTOR``
-times that, and the check says what it could not see (a change smaller than the envelope).
+A run is recomputed alone first. The archives' runs were trained in stacks, and for some
+families a stack rounds differently from a run alone (the LSTM's stacked kernels), which
+training amplifies: the quick archive's IMDb LSTMs held at the norm of α = 4.6 and 10 differ
+from their solo recompute from step 5 on (test loss 0.952 against 1.082 at step 97). So a run
+that fails alone is recomputed once more in a stack of two (itself twice), the way it was
+trained; measured on those runs, that reproduces the archive bit for bit, so no tolerance is
+loosened for them.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import random
@@ -59,11 +56,6 @@ VERIFY_STEPS = 300
 VERIFY_RTOL = 1e-2
 VERIFY_ATOL = 1e-6
 VERIFY_ACC_TOL = 0.01
-# How much farther than float32 rounding alone (the run's float64 recompute) the archive may be
-# from the recompute, in a rounding-sensitive run: chaotic trajectories separated at rounding
-# level wander apart by a random amount of the same order (measured on the quick archive's
-# IMDb runs at α = 10, see ``rounding_envelope``), so the margin is a factor, not a tolerance.
-CHAOS_FACTOR = 3.0
 
 
 @dataclass(frozen=True)
@@ -140,8 +132,11 @@ def verify(
     return checks
 
 
-def recompute(config: RunConfig, device: str = "cpu", until: int | None = None) -> RunResult:
-    """``config`` trained alone from scratch on one torch thread (to step ``until``)."""
+def recompute(
+    config: RunConfig, device: str = "cpu", until: int | None = None, stack: int = 1
+) -> RunResult:
+    """``config`` trained from scratch on one torch thread (to step ``until``), alone or in a
+    stack of ``stack`` copies of itself (identical runs: the first is returned)."""
     # One torch thread, as the producers train: a float32 reduction summed in another order
     # rounds differently, and a sensitive run amplifies that. Measured on the quick archive's
     # modular-addition run with a held logit scale at γ = 0: recomputed on two threads its
@@ -149,7 +144,7 @@ def recompute(config: RunConfig, device: str = "cpu", until: int | None = None) 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return train_ensemble([config], device=device, progress=False, until=until)[0]
+        return train_ensemble([config] * stack, device=device, progress=False, until=until)[0]
     finally:
         torch.set_num_threads(threads)
 
@@ -158,44 +153,21 @@ def _recompute(
     store: ResultStore, key: str, config: RunConfig, steps: int, device: str, whole: bool
 ) -> Check:
     archived = store.load(config)
-    fresh = recompute(config, device, until=None if whole else steps)
+    until = None if whole else steps
+    fresh = recompute(config, device, until=until)
     ok, detail = compare_start(archived, fresh, steps)
-    if (
-        not ok
-        and config.dtype == "float32"
-        and np.array_equal(archived.steps[: len(fresh.steps)], fresh.steps[: len(archived.steps)])
-    ):
-        exact = recompute(dataclasses.replace(config, dtype="float64"), device, until=steps)
-        ok, detail = rounding_envelope(archived, fresh, exact, steps)
+    if not ok:
+        # Trained in a stack, as the archive's runs were: for some families that rounds
+        # differently from a run alone (see the module's docstring).
+        stacked = recompute(config, device, until=until, stack=2)
+        ok, again = compare_start(archived, stacked, steps)
+        detail = f"alone: {detail}; in a stack of two: {again}"
+        fresh = stacked
     detail = f"{detail}, recomputed on {device}"
     if whole and ok:
         ok, late = _whole(archived, fresh)
         detail = f"{detail}; {late}"
     return Check(key, _label(config), ok, detail)
-
-
-def rounding_envelope(
-    archived: RunResult, fresh: RunResult, exact: RunResult, steps: int
-) -> tuple[bool, str]:
-    """A float32 run that failed the pointwise check, judged against its own sensitivity to
-    rounding: ``exact``, the run recomputed in float64, gives how far float32's rounding alone
-    moves it (the envelope, in units of the pointwise tolerance). It passes if the envelope
-    exceeds the tolerance (the run is chaotic at rounding level) and the archive is within
-    ``CHAOS_FACTOR`` envelopes of the float32 recompute ``fresh``."""
-    n = int(np.searchsorted(fresh.steps, steps, side="right"))
-    archive_off, where = _worst(archived, fresh, n)
-    envelope, _ = _worst(exact, fresh, n)
-    said = (
-        f"{n} logged steps up to {fresh.steps[n - 1]}: the archive is {archive_off:.2g} "
-        f"tolerances from the recompute ({where}); float32 rounding alone (the run in float64) "
-        f"moves it {envelope:.2g}"
-    )
-    if envelope > 1.0 and archive_off <= CHAOS_FACTOR * envelope:
-        return True, (
-            f"rounding-sensitive: {said}, so the pointwise check cannot see a change smaller "
-            f"than {CHAOS_FACTOR:g}x that"
-        )
-    return False, f"differ: {said}"
 
 
 def _worst(archived: RunResult, fresh: RunResult, n: int) -> tuple[float, str]:
