@@ -78,11 +78,17 @@ def test_an_honest_run_trained_in_a_stack_passes_the_whole_run_check(tiny_archiv
     assert "whole run to step 600" in checks[0].detail
 
 
-def test_a_late_tamper_passes_pointwise_and_fails_the_whole_run(tiny_archive, tmp_path):
+def _tampered_copy(archive: Path, tmp_path: Path, last: int = LATE) -> tuple[Path, str]:
+    """A copy of ``archive`` whose first run has its last ``last`` test accuracies raised."""
     copy = tmp_path / "copy"
-    shutil.copytree(tiny_archive, copy)
+    shutil.copytree(archive, copy)
     key = verify.archived_keys(copy)[0]
-    _raise_late_test_accuracy(copy / key[:2] / key)
+    _raise_late_test_accuracy(copy / key[:2] / key, last=last)
+    return copy, key
+
+
+def test_a_late_tamper_passes_pointwise_and_fails_the_whole_run(tiny_archive, tmp_path):
+    copy, key = _tampered_copy(tiny_archive, tmp_path)
     (pointwise,) = verify.verify(copy, keys=[key], steps=POINTWISE)
     assert pointwise.ok, pointwise.line()  # the checksum matches and the start is untouched
     (whole,) = verify.verify(copy, keys=[key], steps=POINTWISE, whole=True)
@@ -93,16 +99,8 @@ def test_a_late_tamper_passes_pointwise_and_fails_the_whole_run(tiny_archive, tm
     assert cli_main([*argv, "--whole"]) == 1
 
 
-def _tamper_early(folder: Path, by: float = 0.05) -> None:
-    """Raise every logged test accuracy by ``by`` (the first steps included), re-signed."""
-    _raise_late_test_accuracy(folder, by=by, last=10**6)
-
-
 def test_an_early_tamper_fails_alone_and_in_a_stack(tiny_archive, tmp_path):
-    copy = tmp_path / "copy"
-    shutil.copytree(tiny_archive, copy)
-    key = verify.archived_keys(copy)[0]
-    _tamper_early(copy / key[:2] / key)
+    copy, key = _tampered_copy(tiny_archive, tmp_path, last=10**6)  # every logged value
     (check,) = verify.verify(copy, keys=[key], steps=POINTWISE)
     assert not check.ok and "alone:" in check.detail and "in a stack of two:" in check.detail
     assert check.detail.count("test_acc at step") == 2, check.detail
