@@ -62,7 +62,7 @@ from timing import gemm_gflops, machine, matmul_limit, throughput, time_trainer
 from omnigrok import profiles
 from omnigrok.config import RunConfig
 from omnigrok.models.transformer import TransformerSpec
-from omnigrok.report.speed import markdown_table
+from omnigrok.report.speed import markdown_table, stack_rows
 from omnigrok.task import TaskData, make_task
 from omnigrok.tasks import modadd_run
 from omnigrok.train import train_ensemble
@@ -227,35 +227,6 @@ def run(
     }
 
 
-def rows(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per allocator setting, thread count and K: the stack, then its control (one
-    run, batch x K); per run-step: seconds, against K = 1, minor page faults, system seconds."""
-    table = []
-    for measured in result["measurements"]:
-        stacks = measured["stacks"]
-        alone = stacks["1"]["seconds_per_step"] if "1" in stacks else None
-        entries = [("stack", k, r) for k, r in stacks.items()]
-        entries += [("1 run, batch x K", k, r) for k, r in measured["controls"].items()]
-        for kind, k, r in sorted(entries, key=lambda e: (int(e[1]), e[0] != "stack")):
-            per_run = r["seconds_per_step"] / int(k)
-            table.append(
-                {
-                    "malloc": measured["malloc"],
-                    "threads": measured["torch_threads"],
-                    "K": int(k),
-                    "runs": kind,
-                    "s/step": r["seconds_per_step"],
-                    "s/run-step": per_run,
-                    "vs K=1": per_run / alone if alone else None,
-                    "GFLOP/s": r["gflops"],
-                    "of limit": r["fraction_of_limit"],
-                    "faults/run-step": r["minor_faults_per_step"] / int(k),
-                    "sys s/run-step": r["system_seconds_per_step"] / int(k),
-                }
-            )
-    return table
-
-
 def profile_rows(result: dict[str, Any], top: int = 15) -> list[dict[str, Any]]:
     """The ``top`` ops by their largest self time, milliseconds per run-step in each
     measurement and K, and the total over all ops."""
@@ -306,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     print("Machine: " + ", ".join(f"{k}={v}" for k, v in result["machine"].items()))
     print(f"{result['setting']}; {result['flops_per_run_step'] / 1e9:.2f} GFLOP per run-step")
     print(f"load average (1 min) before, after: {result['load_average']}")
-    print("\n" + markdown_table(rows(result)))
+    print("\n" + markdown_table(stack_rows(result)))
     if args.profile:
         print("\n" + markdown_table(profile_rows(result)))
     print(f"\n{time.perf_counter() - start:.0f} s in all")

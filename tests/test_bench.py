@@ -161,7 +161,7 @@ def test_transformer_stack_benchmark_runs_at_tiny_sizes(tmp_path):
     assert one["stacks"]["2"]["fraction_of_limit"] > 0
     assert one["stacks"]["2"]["minor_faults_per_step"] >= 0
     assert any("bmm" in op for op in one["profile"]["2"])
-    rows = transformer_stack.rows(result)
+    rows = speed.stack_rows(result)
     kinds = [(r["K"], r["runs"]) for r in rows]
     assert kinds == [(1, "stack"), (2, "stack"), (2, "1 run, batch x K")]
     assert rows[0]["vs K=1"] == 1.0
@@ -246,6 +246,29 @@ def test_the_performance_page_reads_a_stored_full_measurement(tmp_path):
         speed.load(bad)
     with pytest.raises(ValueError, match="benchmarks/run.py --json"):
         speed.load(tmp_path / "absent.json")
+
+
+def test_the_performance_page_shows_the_stored_transformer_stacks():
+    """The page's table of the stored P = 113 stack measurement: every (malloc, threads, K)
+    stack in seven columns (the book's column), K = 1 the unit of "vs K=1", no controls."""
+    stack = speed.load()["transformer_stack"]
+    rows = speed.stack_rows(stack, page=True)
+    measured = [
+        (m["malloc"], m["torch_threads"], int(k))
+        for m in stack["measurements"]
+        for k in m["stacks"]
+    ]
+    assert sorted((r["malloc"], r["threads"], r["K"]) for r in rows) == sorted(measured)
+    assert all(tuple(r) == speed.STACK_PAGE_COLUMNS for r in rows)
+    assert all(r["vs K=1"] == 1.0 for r in rows if r["K"] == 1)
+    one = stack["measurements"][0]
+    (k5,) = [
+        r
+        for r in rows
+        if (r["malloc"], r["threads"], r["K"]) == (one["malloc"], one["torch_threads"], 5)
+    ]
+    assert k5["s/run-step"] == one["stacks"]["5"]["seconds_per_step"] / 5
+    assert len(speed.markdown_table(rows).splitlines()[0].split("|")) == 9
 
 
 def test_the_stored_measurements_ship_with_the_package():

@@ -216,6 +216,49 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     return table
 
 
+# The Performance page's columns of ``stack_rows``: the book's column holds seven.
+STACK_PAGE_COLUMNS = (
+    "malloc",
+    "threads",
+    "K",
+    "s/run-step",
+    "vs K=1",
+    "of limit",
+    "faults/run-step",
+)
+
+
+def stack_rows(result: dict[str, Any], page: bool = False) -> list[dict[str, Any]]:
+    """The stored ``transformer_stack`` measurement (``benchmarks/transformer_stack.py``): one
+    row per allocator setting, thread count and K, the stack then its control (one run, batch
+    x K); per run-step: seconds, against K = 1, minor page faults, system seconds. ``page``:
+    the stacks only, in ``STACK_PAGE_COLUMNS``."""
+    table = []
+    for measured in result["measurements"]:
+        stacks = measured["stacks"]
+        alone = stacks["1"]["seconds_per_step"] if "1" in stacks else None
+        entries = [("stack", k, r) for k, r in stacks.items()]
+        if not page:
+            entries += [("1 run, batch x K", k, r) for k, r in measured["controls"].items()]
+        for kind, k, r in sorted(entries, key=lambda e: (int(e[1]), e[0] != "stack")):
+            per_run = r["seconds_per_step"] / int(k)
+            row = {
+                "malloc": measured["malloc"],
+                "threads": measured["torch_threads"],
+                "K": int(k),
+                "runs": kind,
+                "s/step": r["seconds_per_step"],
+                "s/run-step": per_run,
+                "vs K=1": per_run / alone if alone else None,
+                "GFLOP/s": r["gflops"],
+                "of limit": r["fraction_of_limit"],
+                "faults/run-step": r["minor_faults_per_step"] / int(k),
+                "sys s/run-step": r["system_seconds_per_step"] / int(k),
+            }
+            table.append({c: row[c] for c in STACK_PAGE_COLUMNS} if page else row)
+    return table
+
+
 def ray_rows(result: dict[str, Any]) -> list[dict]:
     """The page's table of a stored ``ray_scaling`` result (``benchmarks/ray_scaling.py``): the
     sweep's median wall time here (one thread) and on 1 and 2 workers, the scaling and the cost
