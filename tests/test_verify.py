@@ -102,30 +102,71 @@ def test_a_late_tamper_passes_pointwise_and_fails_the_whole_run(tiny_archive, tm
 def test_an_early_tamper_fails_alone_and_in_a_stack(tiny_archive, tmp_path):
     copy, key = _tampered_copy(tiny_archive, tmp_path, last=10**6)  # every logged value
     (check,) = verify.verify(copy, keys=[key], steps=POINTWISE)
-    assert not check.ok and "alone:" in check.detail and "in a stack of two:" in check.detail
+    assert not check.ok and "alone:" in check.detail, check.detail
+    assert "in its recorded stack of 2:" in check.detail  # the tiny runs' own stack
     assert check.detail.count("test_acc at step") == 2, check.detail
 
 
-def test_a_run_that_rounds_differently_alone_passes_when_its_stack_reproduces_it(
-    tiny_archive, monkeypatch
-):
-    """As the quick archive's IMDb LSTMs at α = 10: alone the start differs (here: a test
-    loss 20% off), in a stack of two it is the archive's; the check says both."""
+def test_every_manifest_records_the_stack_its_run_was_trained_in(tiny_archive):
+    """Both tiny runs trained in one stack: each manifest names both keys, in the order
+    trained, and the store reads the record back."""
     store = ResultStore(tiny_archive, archives=())
-    key = verify.archived_keys(tiny_archive)[0]
+    keys = [store.path(c).name for c in (_tiny(0), _tiny(1))]
+    for config in (_tiny(0), _tiny(1)):
+        meta = json.loads((store.path(config) / "meta.json").read_text())
+        assert meta["stack"] == keys
+        assert store.load(config).provenance["stack"] == keys
+    # Trained again with its mates, the second run is returned and is the archive's.
+    fresh = verify.recompute(_tiny(1), until=POINTWISE, mates=[_tiny(0), _tiny(1)])
+    assert fresh.config == _tiny(1)
+    assert verify.compare_start(store.load(_tiny(1)), fresh, POINTWISE)[0]
+
+
+def _rounds_differently_alone(archive: Path, monkeypatch) -> tuple[str, list]:
+    """The first run of ``archive`` made to differ when recomputed alone (a test loss 20% off)
+    and be the archive's in any stack, as the quick archive's IMDb LSTMs at α = 10; returns its
+    key and the list that collects each recompute's stack (copies, or the mates' seeds)."""
+    store = ResultStore(archive, archives=())
+    key = verify.archived_keys(archive)[0]
     archived = store.load(next(c for c in (_tiny(0), _tiny(1)) if store.path(c).name == key))
     off = RunResult(archived.config, archived.steps, dict(archived.metrics))
     off.metrics["test_loss"] = archived["test_loss"] * 1.2
     asked = []
 
-    def fake(config, device="cpu", until=None, stack=1):
-        asked.append(stack)
-        return off if stack == 1 else archived
+    def fake(config, device="cpu", until=None, stack=1, mates=()):
+        asked.append([m.seed for m in mates] if mates else stack)
+        return off if stack == 1 and not mates else archived
 
     monkeypatch.setattr(verify, "recompute", fake)
+    return key, asked
+
+
+def test_a_run_that_rounds_differently_alone_passes_in_its_recorded_stack(
+    tiny_archive, monkeypatch
+):
+    """Alone the start differs; trained again with its recorded stack mates (both tiny runs,
+    in their order) it is the archive's; the check says both."""
+    key, asked = _rounds_differently_alone(tiny_archive, monkeypatch)
     (check,) = verify.verify(tiny_archive, keys=[key], steps=POINTWISE)
-    assert check.ok and asked == [1, 2], check.detail
+    assert check.ok and asked == [1, [0, 1]], check.detail
     assert check.detail.startswith("alone: ") and "differ: test_loss" in check.detail
+    assert "in its recorded stack of 2: " in check.detail and "agree" in check.detail
+
+
+def test_a_run_with_no_stack_record_is_recomputed_in_a_stack_of_two(
+    tiny_archive, tmp_path, monkeypatch
+):
+    """Runs stored before the record was kept, or whose stack mates are not all archived:
+    itself twice."""
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_archive, copy)
+    for manifest in copy.glob("??/*/meta.json"):
+        meta = json.loads(manifest.read_text())
+        del meta["stack"]
+        manifest.write_text(json.dumps(meta))
+    key, asked = _rounds_differently_alone(copy, monkeypatch)
+    (check,) = verify.verify(copy, keys=[key], steps=POINTWISE)
+    assert check.ok and asked == [1, 2], check.detail
     assert "in a stack of two: " in check.detail and "agree" in check.detail
 
 

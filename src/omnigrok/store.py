@@ -59,7 +59,7 @@ class RunResult:
     diverged_at: int | None = None
     weights: dict[str, np.ndarray] | None = None
     timing: dict[str, float] = field(default_factory=dict)
-    provenance: dict[str, str] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.metrics[name]
@@ -223,7 +223,7 @@ class ResultStore:
             arrays = {n: npz[n] for n in npz.files}
         metrics = {n[2:]: v for n, v in arrays.items() if n.startswith("m:")}
         weights = {n[2:]: v for n, v in arrays.items() if n.startswith("w:")} or None
-        keys = ("device", "device_name", "torch", "dtype", "commit")
+        keys = ("device", "device_name", "torch", "dtype", "commit", "stack")
         provenance = {k: meta[k] for k in keys if k in meta}
         timing = meta.get("timing", {})
         return RunResult(

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from tqdm import TqdmWarning, tqdm
 
 from omnigrok.checks import check_int, resolve_device
-from omnigrok.config import RunConfig
+from omnigrok.config import RunConfig, run_key
 from omnigrok.models import Params, forward, init_params
 from omnigrok.norms import clip_grad_norm_, global_norm, layer_norms, project_to_norm_, scale_
 from omnigrok.optim import StackedAdamW
@@ -306,6 +306,9 @@ class _Stack:
         (what it computed after, while stack-mates trained on, is no part of it)."""
         steps = np.asarray(self.records["step"], dtype=np.int64)
         stacked = {n: np.stack(v, axis=1) for n, v in self.records.items() if n != "step"}
+        # The stack each run was trained in, in order: a float32 stack can round differently
+        # from the same run alone, so ``omnigrok verify`` rebuilds it from this record.
+        stack = {"stack": [run_key(c) for c in self.configs]}
         out = []
         for i, (c, stop) in enumerate(zip(self.configs, self.stops(), strict=True)):
             weights = None
@@ -324,7 +327,7 @@ class _Stack:
                     diverged,
                     weights,
                     dict(self.timing),
-                    provenance(dev),
+                    provenance(dev) | stack,
                 )
             )
         return out

@@ -19,10 +19,14 @@ A run is recomputed alone first. The archives' runs were trained in stacks, and 
 families a stack rounds differently from a run alone (the LSTM's stacked kernels), which
 training amplifies: the quick archive's IMDb LSTMs held at the norm of α = 4.6 and 10 differ
 from their solo recompute from step 5 on (test loss 0.952 against 1.082 at step 97). So a run
-that fails alone is recomputed once more in a stack of two (itself twice), the way it was
-trained, with the same tolerance. Measured on the 4 such runs, it reproduces 3 bit for bit;
-the fourth (``77d116a2…``, α = 10, seed 2) differs in stacks of 2, 3 and 21 copies of itself
-alike: its archived stack held 20 other runs, which a stack of copies does not rebuild.
+that fails alone is recomputed once more in the stack it was trained in, with the same
+tolerance: every manifest records its stack (``stack``: the keys of its runs, in order), and
+where all of them are archived they are trained together again. A run with no such record
+(those stored before it was kept) is recomputed in a stack of two (itself twice) instead.
+Measured on those 4 IMDb runs: a stack of two reproduces 3 bit for bit; the fourth
+(``77d116a2…``, α = 10, seed 2) differs in stacks of 2, 3 and 21 copies of itself alike, and is
+the archive's bit for bit, as are the other 20, when its stack of 21 runs (the landscape's
+α grid, rebuilt by ``run_sweep``'s grouping, then recorded in their manifests) is trained again.
 """
 
 from __future__ import annotations
@@ -129,40 +133,61 @@ def verify(
     for key in keys:
         if any(c.key == key for c in checks):
             continue
-        checks.append(_recompute(store, key, configs[key], steps, device, whole))
+        checks.append(_recompute(store, key, configs, steps, device, whole))
     return checks
 
 
 def recompute(
-    config: RunConfig, device: str = "cpu", until: int | None = None, stack: int = 1
+    config: RunConfig,
+    device: str = "cpu",
+    until: int | None = None,
+    stack: int = 1,
+    mates: Sequence[RunConfig] = (),
 ) -> RunResult:
-    """``config`` trained from scratch on one torch thread (to step ``until``), alone or in a
-    stack of ``stack`` copies of itself (identical runs: the first is returned)."""
+    """``config`` trained from scratch on one torch thread (to step ``until``): alone, in a
+    stack of ``stack`` copies of itself (the first is returned), or in ``mates``, the stack it
+    was trained in (``config`` among them, in the order trained)."""
     # One torch thread, as the producers train: a float32 reduction summed in another order
     # rounds differently, and a sensitive run amplifies that. Measured on the quick archive's
     # modular-addition run with a held logit scale at γ = 0: recomputed on two threads its
     # train loss was 54% off by step 281; on one thread it equals the archive bit for bit.
+    configs = list(mates) or [config] * stack
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return train_ensemble([config] * stack, device=device, progress=False, until=until)[0]
+        out = train_ensemble(configs, device=device, progress=False, until=until)
     finally:
         torch.set_num_threads(threads)
+    return out[configs.index(config)]
 
 
 def _recompute(
-    store: ResultStore, key: str, config: RunConfig, steps: int, device: str, whole: bool
+    store: ResultStore,
+    key: str,
+    configs: dict[str, RunConfig],
+    steps: int,
+    device: str,
+    whole: bool,
 ) -> Check:
+    """Recompute the run ``key`` (``configs``: every archived run's config by key)."""
+    config = configs[key]
     archived = store.load(config)
     until = None if whole else steps
     fresh = recompute(config, device, until=until)
     ok, detail = compare_start(archived, fresh, steps)
     if not ok:
         # Trained in a stack, as the archive's runs were: for some families that rounds
-        # differently from a run alone (see the module's docstring).
-        stacked = recompute(config, device, until=until, stack=2)
+        # differently from a run alone (see the module's docstring). The stack its manifest
+        # records where every run of it is archived, else two copies of itself.
+        recorded = archived.provenance.get("stack", [])
+        if len(recorded) > 1 and all(k in configs for k in recorded):
+            mates = [configs[k] for k in recorded]
+            stacked = recompute(config, device, until, mates=mates)
+            how = f"in its recorded stack of {len(mates)}"
+        else:
+            stacked, how = recompute(config, device, until, stack=2), "in a stack of two"
         ok, again = compare_start(archived, stacked, steps)
-        detail = f"alone: {detail}; in a stack of two: {again}"
+        detail = f"alone: {detail}; {how}: {again}"
         fresh = stacked
     detail = f"{detail}, recomputed on {device}"
     if whole and ok:
