@@ -389,3 +389,19 @@ def test_only_claim_3s_paper_modadd_runs_held_at_w_c_carry_a_stop_rule():
     # The MNIST half (15 runs) archived before the rule is still found, beside the P = 113 runs
     # the producer adds session by session.
     assert claim3.stored >= 15
+
+
+def test_the_modadd_landscape_trains_its_own_steps_at_paper_and_keeps_the_quick_keys():
+    """At paper settings the landscape's held runs train ``MODADD_LANDSCAPE``'s steps (fewer
+    than claims 3 and 4), all alike and with no stop rule; smoke and quick train their profile's
+    modular-addition steps, so the quick archive still holds every quick landscape run."""
+    from omnigrok.chapters import base, landscape_modadd
+
+    paper = landscape_modadd.Setup("paper").configs()
+    assert {(c.steps, c.stop_acc) for c in paper} == {(6000, None)}
+    assert paper[0].steps < base.modadd_base("paper").steps
+    for profile in ("smoke", "quick"):
+        configs = landscape_modadd.Setup(profile).configs()
+        assert {c.steps for c in configs} == {base.modadd_base(profile).steps}
+    store = ResultStore(QUICK, archives=())
+    assert all(store.path(c).exists() for c in landscape_modadd.Setup("quick").configs())
