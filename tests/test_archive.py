@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from omnigrok import archive, store, train
+from omnigrok import archive, store, train, verify
 from omnigrok.cli import main as cli_main
 from omnigrok.config import RunConfig, run_key
 from omnigrok.store import ResultStore
@@ -170,7 +170,7 @@ def test_verify_fails_on_a_tampered_copy_naming_the_run(produced, tmp_path, fix_
     shutil.copytree(produced, copy)
     key = archive.archived_keys(copy)[0]
     _tamper(copy / key[:2] / key, fix_checksum)
-    failed = [c for c in archive.verify(copy, keys=[key], steps=60) if not c.ok]
+    failed = [c for c in archive.verify(copy, keys=[key], steps=60) if c.failed]
     assert [c.key for c in failed] == [key]
     assert ("test_loss at step 3" if fix_checksum else "checksum mismatch") in failed[0].detail
     assert cli_main(["verify", "--archive", str(copy), "--keys", key, "--steps", "60"]) == 1
@@ -235,14 +235,26 @@ def test_the_archives_are_small_pickle_free_and_fully_manifested():
     ids=["paper", "quick"],
 )
 def test_the_archives_verify_one_run_per_task(folder, tasks):
-    """CI's check of the archive: every checksum and key, and one run per task recomputed."""
+    """CI's check of the archive: every checksum and key, and one run per task recomputed, one
+    trained on this machine's CPU model where the archive holds one. A run from another model
+    may differ by rounding (modular addition does), and is reported as not checkable here only
+    when the archive holds no run of its task trained on this model."""
     checks = archive.verify(folder)
-    assert all(c.ok for c in checks), "\n".join(c.line() for c in checks if not c.ok)
-    found = {
-        json.loads((folder / c.key[:2] / c.key / "meta.json").read_text())["config"]["task"]["name"]
-        for c in checks
-    }
-    assert found == tasks
+    assert not any(c.failed for c in checks), "\n".join(c.line() for c in checks if c.failed)
+    metas = {key: _meta(folder, key) for key in archive.archived_keys(folder)}
+    here = verify.device_name("cpu")
+    assert {metas[c.key]["config"]["task"]["name"] for c in checks} == tasks
+    for c in checks:
+        task = metas[c.key]["config"]["task"]["name"]
+        trained_here = any(
+            m["device_name"] == here and m["config"]["task"]["name"] == task for m in metas.values()
+        )
+        assert c.ok or not trained_here, c.line()
+        assert trained_here == (metas[c.key]["device_name"] == here), c.line()
+
+
+def _meta(folder: Path, key: str) -> dict:
+    return json.loads((folder / key[:2] / key / "meta.json").read_text())
 
 
 def test_the_quick_archive_holds_every_chapter_at_quick():

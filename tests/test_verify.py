@@ -107,6 +107,39 @@ def test_an_early_tamper_fails_alone_and_in_a_stack(tiny_archive, tmp_path):
     assert check.detail.count("test_acc at step") == 2, check.detail
 
 
+def test_a_differing_run_from_another_cpu_model_is_not_checkable_here_not_passed(
+    tiny_archive, tmp_path, capsys
+):
+    """float32 rounds differently on another CPU model (modular addition amplifies it within
+    10-50 steps), so such a run that differs is reported as not checkable here, naming both
+    models, and never as ok; from this machine's model the same difference is a failure."""
+    copy, key = _tampered_copy(tiny_archive, tmp_path, last=10**6)
+    manifest = copy / key[:2] / key / "meta.json"
+    meta = json.loads(manifest.read_text())
+    meta["device_name"] = "Some Other CPU"
+    manifest.write_text(json.dumps(meta))
+    (check,) = verify.verify(copy, keys=[key], steps=POINTWISE)
+    assert not check.ok and not check.failed and check.elsewhere == "Some Other CPU"
+    here = verify.device_name("cpu")
+    assert f"trained on Some Other CPU, recomputed on {here}" in check.detail, check.detail
+    assert check.line().startswith("n/a ")
+    argv = ["verify", "--archive", str(copy), "--keys", key, "--steps", str(POINTWISE)]
+    assert cli_main(argv) == 0
+    assert "1 not checkable here (trained on Some Other CPU)" in capsys.readouterr().out
+
+
+def test_by_default_a_task_is_checked_on_a_run_trained_on_this_cpu_model(tiny_archive, tmp_path):
+    """The default recomputes one run per task: the first by key trained on this model."""
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_archive, copy)
+    first, second = verify.archived_keys(copy)
+    manifest = copy / first[:2] / first / "meta.json"
+    meta = json.loads(manifest.read_text())
+    meta["device_name"] = "Some Other CPU"
+    manifest.write_text(json.dumps(meta))
+    assert [c.key for c in verify.verify(copy, steps=10)] == [second]
+
+
 def test_every_manifest_records_the_stack_its_run_was_trained_in(tiny_archive):
     """Both tiny runs trained in one stack: each manifest names both keys, in the order
     trained, and the store reads the record back."""

@@ -291,9 +291,12 @@ def _verify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             parser.error(str(err).replace("keys", "--keys"))
         for c in checks:
             print(c.line())
-        failed = [c for c in checks if not c.ok]
+        failed = [c for c in checks if c.failed]
         n = len(verify.archived_keys(folder))
         outcome = f"{len(failed)} failed" if failed else "all ok"
+        if elsewhere := [c for c in checks if c.elsewhere]:
+            models = ", ".join(sorted({c.elsewhere for c in elsewhere}))
+            outcome += f"; {len(elsewhere)} not checkable here (trained on {models})"
         print(f"{folder}: {n} archived runs checked; {outcome}")
         status |= bool(failed)
     return status
